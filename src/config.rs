@@ -1,0 +1,508 @@
+//! daemon.toml: finding it, parsing it, and checking every key.
+//!
+//! The file is parsed with toml_edit's span-keeping `Document`, so every
+//! complaint names the file, line and column of the offending key or value.
+//! All problems are collected, not just the first, so `check` shows a user
+//! everything to fix in one go. Nothing downstream sees TOML: the result is a
+//! plain [`Config`], and a config either loads completely or not at all, which
+//! is what lets `reload` refuse a bad edit without touching anything.
+//!
+//! Relative paths in the file resolve against the directory of the file, so a
+//! config behaves the same wherever the daemon is started from.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Document, Item, Table, TableLike, Value};
+
+/// The name of the config file looked up in the current directory.
+pub const DEFAULT_FILE: &str = "daemon.toml";
+
+/// Written to ./daemon.toml when no config exists: paths that work without
+/// root, and one harmless service so `start` shows something running.
+pub const DEFAULT_CONFIG: &str = r#"# mi7soft-daemon configuration.
+# Relative paths are relative to the directory of this file.
+# Reference: README.md, section "Configuration".
+
+[daemon]
+pid_file = "mi7soft-daemon.pid"          # held locked while the daemon runs
+# log_file = "mi7soft-daemon.log"        # the daemon's own log in --daemonize mode
+check_interval = 3                       # seconds between liveness checks of adopted services
+# control_socket = "mi7soft-daemon.sock" # default: pid_file with the extension .sock
+
+# One [[processes]] table per service.
+[[processes]]
+name = "example"                         # unique; letters, digits, '.', '_', '-'
+command = "sh"                           # a path, or a name searched in PATH
+args = ["-c", "echo example service up; while :; do sleep 3600; done"]
+# working_directory = "/opt/example"     # default: the daemon's directory
+auto_restart = true                      # start it again when it exits
+# max_instances = 1                      # start-process may run up to this many
+# autostart = true                       # start it when the daemon starts
+# environment = { GREETING = "hello" }   # added to the inherited environment
+"#;
+
+/// A loaded, fully checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from, absolute.
+    pub path: PathBuf,
+    pub daemon: DaemonSettings,
+    pub services: Vec<ServiceDef>,
+}
+
+/// The `[daemon]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonSettings {
+    pub pid_file: PathBuf,
+    pub log_file: Option<PathBuf>,
+    pub check_interval: u32,
+    pub control_socket: PathBuf,
+}
+
+/// One `[[processes]]` entry: what to run and how to treat it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceDef {
+    pub name: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub working_directory: Option<PathBuf>,
+    pub auto_restart: bool,
+    pub max_instances: u32,
+    pub autostart: bool,
+    /// Added to (and overriding) the daemon's environment, in file order.
+    pub environment: Vec<(String, String)>,
+}
+
+/// One problem in a config file, located at a line and column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Why a config could not be loaded: the file and every problem in it.
+#[derive(Clone, Debug)]
+pub struct ConfigError {
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if p.line == 0 {
+                write!(f, "{}: {}", self.file, p.message)?;
+            } else {
+                write!(f, "{}:{}:{}: {}", self.file, p.line, p.column, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+const DAEMON_KEYS: &[&str] = &["pid_file", "log_file", "check_interval", "control_socket"];
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "command",
+    "args",
+    "working_directory",
+    "auto_restart",
+    "max_instances",
+    "autostart",
+    "environment",
+];
+const TOP_KEYS: &[&str] = &["daemon", "processes"];
+
+/// Reads and checks the config at `path`. `shown` is how the path is named
+/// in messages (as the user typed it).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let shown = path.display().to_string();
+    let fail = |message: String| ConfigError {
+        file: shown.clone(),
+        problems: vec![Problem {
+            line: 0,
+            column: 0,
+            message,
+        }],
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
+    let absolute = std::path::absolute(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
+    parse(&text, &absolute).map_err(|problems| ConfigError { file: shown, problems })
+}
+
+/// Checks `text` as if read from `path` (absolute), which anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
+    let doc = Document::parse(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        // toml_edit's message spans several lines with a caret diagram; the
+        // first line of its own message is the part worth showing.
+        vec![Problem {
+            line,
+            column,
+            message: format!("invalid TOML: {}", e.message().lines().next().unwrap_or("syntax error").trim()),
+        }]
+    })?;
+    let base = path.parent().unwrap_or(Path::new("/"));
+    let mut cx = Checker {
+        text,
+        base,
+        problems: Vec::new(),
+    };
+    let root = doc.as_table();
+    cx.unknown_keys(root, TOP_KEYS, "");
+
+    let daemon = cx.daemon(root.get_key_value("daemon"));
+    let services = cx.services(root.get_key_value("processes"));
+    if cx.problems.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            daemon,
+            services,
+        })
+    } else {
+        Err(cx.problems)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    base: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, span: Option<std::ops::Range<usize>>, message: String) {
+        let (line, column) = span.map_or((1, 1), |s| line_col(self.text, s.start));
+        self.problems.push(Problem { line, column, message });
+    }
+
+    fn unknown_keys(&mut self, table: &dyn TableLike, known: &[&str], context: &str) {
+        for (key, _) in table.iter() {
+            if known.contains(&key) {
+                continue;
+            }
+            let span = table.get_key_value(key).and_then(|(k, _)| k.span());
+            let hint = nearest(key, known).map(|k| format!(" (did you mean \"{k}\"?)")).unwrap_or_default();
+            self.report(span, format!("{context}unknown key \"{key}\"{hint}"));
+        }
+    }
+
+    fn daemon(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> DaemonSettings {
+        let empty = Table::new();
+        let table: &dyn TableLike = match entry {
+            None => &empty,
+            Some((key, item)) => match item.as_table_like() {
+                Some(t) => t,
+                None => {
+                    self.report(key.span(), format!("[daemon]: expected a table, found {}", type_name(item)));
+                    &empty
+                }
+            },
+        };
+        let cx = "[daemon] ";
+        self.unknown_keys(table, DAEMON_KEYS, cx);
+        let pid_file = self.path(table, "pid_file", cx).unwrap_or_else(|| self.base.join("mi7soft-daemon.pid"));
+        let log_file = self.path(table, "log_file", cx);
+        let check_interval = self.integer(table, "check_interval", cx, 1, 86_400).unwrap_or(3) as u32;
+        let control_socket = self.path(table, "control_socket", cx).unwrap_or_else(|| pid_file.with_extension("sock"));
+        DaemonSettings {
+            pid_file,
+            log_file,
+            check_interval,
+            control_socket,
+        }
+    }
+
+    fn services(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Vec<ServiceDef> {
+        let Some((key, item)) = entry else {
+            return Vec::new();
+        };
+        let Some(array) = item.as_array_of_tables() else {
+            // `processes = [{...}]` is also an array of tables to a user.
+            if let Some(Value::Array(values)) = item.as_value() {
+                let mut defs = Vec::new();
+                for value in values.iter() {
+                    match value.as_inline_table() {
+                        Some(t) => defs.extend(self.service(t, value.span())),
+                        None => self.report(value.span(), format!("processes: expected a table, found {}", value.type_name())),
+                    }
+                }
+                return self.unique(defs);
+            }
+            self.report(key.span(), format!("processes: expected [[processes]] tables, found {}", type_name(item)));
+            return Vec::new();
+        };
+        let defs = array.iter().filter_map(|t| self.service(t, t.span())).collect();
+        self.unique(defs)
+    }
+
+    /// Reports every name that is used twice, at its second use.
+    fn unique(&mut self, defs: Vec<(ServiceDef, Option<std::ops::Range<usize>>)>) -> Vec<ServiceDef> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut dups = Vec::new();
+        for (def, span) in &defs {
+            if seen.contains(&def.name.as_str()) {
+                dups.push((span.clone(), format!("[[processes]] \"{}\": duplicate name (names must be unique)", def.name)));
+            }
+            seen.push(&def.name);
+        }
+        for (span, message) in dups {
+            self.report(span, message);
+        }
+        defs.into_iter().map(|(def, _)| def).collect()
+    }
+
+    /// One `[[processes]]` entry; `None` when it is unusable (problems reported).
+    fn service(&mut self, table: &dyn TableLike, span: Option<std::ops::Range<usize>>) -> Option<(ServiceDef, Option<std::ops::Range<usize>>)> {
+        let name = self.string(table, "name", "[[processes]] ");
+        let cx = match &name {
+            Some(name) => format!("[[processes]] \"{name}\": "),
+            None => "[[processes]] ".to_string(),
+        };
+        let name_span = table.get_key_value("name").and_then(|(_, v)| v.span()).or_else(|| span.clone());
+        if name.is_none() && !table.contains_key("name") {
+            self.report(span.clone(), format!("{cx}missing required key \"name\""));
+        }
+        if let Some(name) = &name {
+            if !valid_name(name) {
+                self.report(name_span.clone(), format!("{cx}invalid name: use only letters, digits, '.', '_' and '-'"));
+            }
+        }
+        self.unknown_keys(table, SERVICE_KEYS, &cx);
+        let command = self.string(table, "command", &cx);
+        if command.is_none() && !table.contains_key("command") {
+            self.report(name_span.clone(), format!("{cx}missing required key \"command\""));
+        }
+        if let Some(command) = &command {
+            if command.is_empty() {
+                self.report(value_span(table, "command"), format!("{cx}command: must not be empty"));
+            }
+        }
+        let args = self.strings(table, "args", &cx).unwrap_or_default();
+        let working_directory = self.path(table, "working_directory", &cx);
+        let auto_restart = self.boolean(table, "auto_restart", &cx).unwrap_or(true);
+        let max_instances = self.integer(table, "max_instances", &cx, 1, 1000).unwrap_or(1) as u32;
+        let autostart = self.boolean(table, "autostart", &cx).unwrap_or(true);
+        let environment = self.environment(table, &cx);
+        let command = command.map(|c| {
+            // A relative path with a slash means "relative to this file"; a
+            // bare name is searched in PATH at spawn time.
+            if c.contains('/') && !c.starts_with('/') { self.base.join(&c).display().to_string() } else { c }
+        });
+        Some((
+            ServiceDef {
+                name: name?,
+                command: command?,
+                args,
+                working_directory,
+                auto_restart,
+                max_instances,
+                autostart,
+                environment,
+            },
+            name_span,
+        ))
+    }
+
+    fn environment(&mut self, table: &dyn TableLike, cx: &str) -> Vec<(String, String)> {
+        let Some((key, item)) = table.get_key_value("environment") else {
+            return Vec::new();
+        };
+        let Some(env) = item.as_table_like() else {
+            self.report(item.span().or(key.span()), format!("{cx}environment: expected a table of strings, found {}", type_name(item)));
+            return Vec::new();
+        };
+        let mut vars = Vec::new();
+        for (name, value) in env.iter() {
+            let span = value.span().or_else(|| env.get_key_value(name).and_then(|(k, _)| k.span()));
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                self.report(span, format!("{cx}environment: invalid variable name {name:?}"));
+                continue;
+            }
+            match value.as_str() {
+                Some(v) if !v.contains('\0') => vars.push((name.to_string(), v.to_string())),
+                Some(_) => self.report(span, format!("{cx}environment.{name}: contains a NUL byte")),
+                None => self.report(span, format!("{cx}environment.{name}: expected a string, found {}", type_name(value))),
+            }
+        }
+        vars
+    }
+
+    fn value<'t>(&mut self, table: &'t dyn TableLike, key: &str, cx: &str, expected: &str, ok: impl Fn(&Item) -> bool) -> Option<&'t Item> {
+        let item = table.get(key)?;
+        if ok(item) {
+            Some(item)
+        } else {
+            self.report(item.span().or_else(|| table.get_key_value(key).and_then(|(k, _)| k.span())), format!("{cx}{key}: expected {expected}, found {}", type_name(item)));
+            None
+        }
+    }
+
+    fn string(&mut self, table: &dyn TableLike, key: &str, cx: &str) -> Option<String> {
+        let s = self.value(table, key, cx, "a string", |i| i.is_str())?.as_str()?.to_string();
+        if s.contains('\0') {
+            self.report(value_span(table, key), format!("{cx}{key}: contains a NUL byte"));
+            return None;
+        }
+        Some(s)
+    }
+
+    fn path(&mut self, table: &dyn TableLike, key: &str, cx: &str) -> Option<PathBuf> {
+        let s = self.string(table, key, cx)?;
+        if s.is_empty() {
+            self.report(value_span(table, key), format!("{cx}{key}: must not be empty"));
+            return None;
+        }
+        Some(self.base.join(s))
+    }
+
+    fn boolean(&mut self, table: &dyn TableLike, key: &str, cx: &str) -> Option<bool> {
+        self.value(table, key, cx, "true or false", |i| i.as_bool().is_some())?.as_bool()
+    }
+
+    fn integer(&mut self, table: &dyn TableLike, key: &str, cx: &str, min: i64, max: i64) -> Option<i64> {
+        let n = self.value(table, key, cx, "an integer", |i| i.as_integer().is_some())?.as_integer()?;
+        if n < min || n > max {
+            self.report(value_span(table, key), format!("{cx}{key}: {n} is out of range ({min} to {max})"));
+            return None;
+        }
+        Some(n)
+    }
+
+    fn strings(&mut self, table: &dyn TableLike, key: &str, cx: &str) -> Option<Vec<String>> {
+        let array = self.value(table, key, cx, "an array of strings", |i| i.as_array().is_some())?.as_array()?;
+        let mut out = Vec::new();
+        for value in array.iter() {
+            match value.as_str() {
+                Some(s) if !s.contains('\0') => out.push(s.to_string()),
+                Some(_) => self.report(value.span(), format!("{cx}{key}: contains a NUL byte")),
+                None => self.report(value.span(), format!("{cx}{key}: expected an array of strings, found {} in it", value.type_name())),
+            }
+        }
+        Some(out)
+    }
+}
+
+fn value_span(table: &dyn TableLike, key: &str) -> Option<std::ops::Range<usize>> {
+    table.get(key).and_then(Item::span)
+}
+
+fn type_name(item: &Item) -> &'static str {
+    match item {
+        Item::None => "nothing",
+        Item::Value(v) => v.type_name(),
+        Item::Table(_) => "table",
+        Item::ArrayOfTables(_) => "array of tables",
+    }
+}
+
+/// Service names end up in file names, socket messages and `NAME:N`
+/// instance labels, so they are kept to a safe alphabet.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The known key closest to `key`, when it is close enough to be a typo.
+fn nearest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text, Path::new("/etc/m/daemon.toml")) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.into_iter().map(|p| format!("{}:{}: {}", p.line, p.column, p.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        let config = parse(DEFAULT_CONFIG, Path::new("/x/daemon.toml")).unwrap();
+        assert_eq!(config.services.len(), 1);
+        assert_eq!(config.daemon.pid_file, Path::new("/x/mi7soft-daemon.pid"));
+        assert_eq!(config.daemon.control_socket, Path::new("/x/mi7soft-daemon.sock"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let c = parse("[daemon]\npid_file = \"run/d.pid\"\n[[processes]]\nname = \"a\"\ncommand = \"bin/a\"\nworking_directory = \"w\"\n", Path::new("/etc/m/daemon.toml")).unwrap();
+        assert_eq!(c.daemon.pid_file, Path::new("/etc/m/run/d.pid"));
+        assert_eq!(c.services[0].command, "/etc/m/bin/a");
+        assert_eq!(c.services[0].working_directory.as_deref(), Some(Path::new("/etc/m/w")));
+    }
+
+    #[test]
+    fn unknown_key_is_located_and_a_fix_suggested() {
+        let p = problems("[[processes]]\nname = \"web\"\ncomand = \"x\"\n");
+        assert!(p.contains(&"3:1: [[processes]] \"web\": unknown key \"comand\" (did you mean \"command\"?)".to_string()), "{p:?}");
+    }
+
+    #[test]
+    fn wrong_type_missing_keys_bad_and_duplicate_names() {
+        let p = problems("[daemon]\ncheck_interval = \"3\"\n[[processes]]\nname = \"a b\"\ncommand = \"x\"\n[[processes]]\ncommand = \"y\"\n[[processes]]\nname = \"c\"\n[[processes]]\nname = \"c\"\ncommand = \"z\"\n[[processes]]\nname = \"c\"\ncommand = \"z\"\n");
+        let joined = p.join("\n");
+        assert!(joined.contains("2:18: [daemon] check_interval: expected an integer, found string"), "{joined}");
+        assert!(joined.contains("4:8: [[processes]] \"a b\": invalid name"), "{joined}");
+        assert!(joined.contains("[[processes]] missing required key \"name\""), "{joined}");
+        assert!(joined.contains("9:8: [[processes]] \"c\": missing required key \"command\""), "{joined}");
+        assert!(joined.contains("14:8: [[processes]] \"c\": duplicate name"), "{joined}");
+    }
+
+    #[test]
+    fn syntax_error_has_a_position() {
+        let p = problems("[daemon]\npid_file = \n");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("2:"), "{p:?}");
+        assert!(p[0].contains("invalid TOML"), "{p:?}");
+    }
+
+    #[test]
+    fn environment_is_kept_in_order() {
+        let c = parse("[[processes]]\nname = \"a\"\ncommand = \"x\"\nenvironment = { B = \"2\", A = \"1\" }\n", Path::new("/d.toml")).unwrap();
+        assert_eq!(c.services[0].environment, vec![("B".into(), "2".into()), ("A".into(), "1".into())]);
+        let p = problems("[[processes]]\nname = \"a\"\ncommand = \"x\"\nenvironment = { A = 1 }\n");
+        assert!(p[0].contains("environment.A: expected a string, found integer"), "{p:?}");
+    }
+
+    #[test]
+    fn nearest_only_suggests_close_keys() {
+        assert_eq!(nearest("pidfile", DAEMON_KEYS), Some("pid_file"));
+        assert_eq!(nearest("zzzzzz", DAEMON_KEYS), None);
+    }
+}

@@ -1,0 +1,154 @@
+//! Every word the program says to a person goes through here: command-line
+//! errors and warnings on stderr, and the daemon's own log.
+//!
+//! Messages follow one shape, context first, lowercase, no final period:
+//! `mi7soft-daemon: error: daemon.toml:12:5: [[processes]] "web": unknown key`.
+//! Log lines add a UTC timestamp and a level so they sort and grep:
+//! `2026-11-29T14:05:01Z info: web: started (pid 123)`.
+
+use std::fmt::Display;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const PROG: &str = "mi7soft-daemon";
+
+/// Prints `mi7soft-daemon: error: …` on stderr.
+pub fn error(message: impl Display) {
+    eprintln!("{PROG}: error: {message}");
+}
+
+/// Prints `mi7soft-daemon: warning: …` on stderr.
+pub fn warning(message: impl Display) {
+    eprintln!("{PROG}: warning: {message}");
+}
+
+/// An io::Error as a person reads it: "No such file or directory", without
+/// Rust's " (os error 2)" suffix.
+pub fn io_error(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// A path and what went wrong with it: "/run/x.pid: Permission denied".
+pub fn path_error(path: &Path, error: &io::Error) -> String {
+    format!("{}: {}", path.display(), io_error(error))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// The daemon's log: stderr in the foreground, or an append-only file.
+pub struct Log {
+    file: Option<File>,
+}
+
+impl Log {
+    pub fn stderr() -> Log {
+        Log { file: None }
+    }
+
+    pub fn file(path: &Path) -> io::Result<Log> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Log { file: Some(file) })
+    }
+
+    /// Writes one line. A failing log (disk full) must never stop
+    /// supervision, so write errors are dropped here on purpose.
+    pub fn write(&mut self, level: Level, message: impl Display) {
+        let line = format!("{} {}: {}\n", utc_timestamp(SystemTime::now()), level.name(), message);
+        let _ = match &mut self.file {
+            Some(file) => file.write_all(line.as_bytes()),
+            None => io::stderr().write_all(line.as_bytes()),
+        };
+    }
+
+    pub fn info(&mut self, message: impl Display) {
+        self.write(Level::Info, message);
+    }
+
+    pub fn warning(&mut self, message: impl Display) {
+        self.write(Level::Warning, message);
+    }
+
+    pub fn error(&mut self, message: impl Display) {
+        self.write(Level::Error, message);
+    }
+}
+
+/// `2026-11-29T14:05:01Z` for a wall-clock time.
+pub fn utc_timestamp(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date, after Howard Hinnant's
+/// `civil_from_days`, so no date crate is needed.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A duration as `status` shows it: "45s", "3m12s", "2h03m", "4d02h".
+pub fn short_duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..86_400 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_utc_iso8601() {
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_timestamp(UNIX_EPOCH + Duration::from_secs(1_796_043_901)), "2026-11-30T13:05:01Z");
+        assert_eq!(utc_timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn durations_are_short() {
+        assert_eq!(short_duration(45), "45s");
+        assert_eq!(short_duration(192), "3m12s");
+        assert_eq!(short_duration(7380), "2h03m");
+        assert_eq!(short_duration(352_800), "4d02h");
+    }
+
+    #[test]
+    fn io_errors_lose_the_os_error_suffix() {
+        assert_eq!(io_error(&io::Error::from_raw_os_error(2)), "No such file or directory");
+    }
+}

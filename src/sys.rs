@@ -1,0 +1,479 @@
+//! The only module that calls libc: every system call the daemon makes that
+//! std does not offer, each behind a small safe wrapper that returns
+//! `io::Result`.
+//!
+//! Keeping `unsafe` here lets the rest of the crate deny it (see the crate
+//! root), so a reviewer reads one file to audit memory safety. The rules this
+//! file keeps:
+//!
+//! - Every `unsafe` block says why it is sound in a `// SAFETY:` comment.
+//! - Between `fork` and `execve` the child only makes async-signal-safe calls
+//!   and allocates nothing: argv, envp and every path are built before the
+//!   fork (see [`Spawn`]).
+//! - The signal handler only writes one byte to a non-blocking pipe (the
+//!   self-pipe trick), so all real work happens in the event loop.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+/// A process id.
+pub type Pid = libc::pid_t;
+
+/// Turns the `-1` convention of libc into an `io::Error` carrying `errno`.
+fn cerr<T: Copy + PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+    if ret == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Like [`cerr`] but retries while the call is interrupted by a signal.
+fn cerr_retry<T: Copy + PartialEq + From<i8>>(mut call: impl FnMut() -> T) -> io::Result<T> {
+    loop {
+        match cerr(call()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Signals through a self-pipe.
+
+/// The write end of the self-pipe, read by the signal handler.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// The signals the event loop wants to hear about.
+pub const HANDLED_SIGNALS: [libc::c_int; 4] =
+    [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    // Only async-signal-safe calls here: load, write, and errno save/restore.
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: errno is a thread-local int; saving and restoring it keeps
+        // the interrupted code's view of errno intact. write(2) on a valid fd
+        // with a one-byte buffer on our stack is async-signal-safe; a full
+        // pipe (EAGAIN) is fine because one pending byte already wakes the
+        // loop.
+        unsafe {
+            let errno = *libc::__errno_location();
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+            *libc::__errno_location() = errno;
+        }
+    }
+}
+
+/// The read end of the self-pipe; readable whenever a handled signal arrived.
+pub struct SignalPipe {
+    read: OwnedFd,
+    _write: OwnedFd,
+}
+
+impl SignalPipe {
+    /// Installs the handlers for [`HANDLED_SIGNALS`] and ignores SIGPIPE (a
+    /// client that hangs up must not kill the daemon). Call once.
+    pub fn install() -> io::Result<SignalPipe> {
+        let (read, write) = pipe(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
+        SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
+        for signal in HANDLED_SIGNALS {
+            set_handler(signal, on_signal as *const () as libc::sighandler_t)?;
+        }
+        set_handler(libc::SIGPIPE, libc::SIG_IGN)?;
+        Ok(SignalPipe {
+            read,
+            _write: write,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// Reads every pending signal number, in arrival order.
+    pub fn drain(&self) -> Vec<libc::c_int> {
+        let mut signals = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: `buf` is a valid writable buffer of the given length.
+            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            signals.extend(buf[..n as usize].iter().map(|&b| libc::c_int::from(b)));
+        }
+        signals
+    }
+}
+
+fn set_handler(signal: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; we
+    // then fill in the handler. SA_RESTART keeps slow calls from failing with
+    // EINTR where std does not retry them.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = libc::SA_RESTART | if signal == libc::SIGCHLD { libc::SA_NOCLDSTOP } else { 0 };
+        libc::sigemptyset(&mut action.sa_mask);
+        cerr(libc::sigaction(signal, &action, std::ptr::null_mut()))?;
+    }
+    Ok(())
+}
+
+/// Creates a pipe with the given `O_*` flags on both ends.
+pub fn pipe(flags: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    cerr(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) })?;
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A signal's conventional name without the SIG prefix ("TERM"), or its number.
+pub fn signal_name(signal: libc::c_int) -> String {
+    const NAMES: [(libc::c_int, &str); 16] = [
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGINT, "INT"),
+        (libc::SIGQUIT, "QUIT"),
+        (libc::SIGILL, "ILL"),
+        (libc::SIGABRT, "ABRT"),
+        (libc::SIGBUS, "BUS"),
+        (libc::SIGFPE, "FPE"),
+        (libc::SIGKILL, "KILL"),
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGSEGV, "SEGV"),
+        (libc::SIGUSR2, "USR2"),
+        (libc::SIGPIPE, "PIPE"),
+        (libc::SIGALRM, "ALRM"),
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGCONT, "CONT"),
+        (libc::SIGSTOP, "STOP"),
+    ];
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == signal)
+        .map_or_else(|| signal.to_string(), |(_, name)| (*name).to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Processes.
+
+/// How a child ended, decoded from its wait status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(code) => write!(f, "exit {code}"),
+            ExitStatus::Signal(signal) => write!(f, "signal {} ({})", signal, signal_name(*signal)),
+        }
+    }
+}
+
+/// Reaps one exited child without blocking: `None` when no child has exited
+/// (or there are no children at all).
+pub fn reap_one() -> Option<(Pid, ExitStatus)> {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer for waitpid.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            return Some((pid, decode_wait_status(status)));
+        }
+        if pid < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return None;
+    }
+}
+
+fn decode_wait_status(status: libc::c_int) -> ExitStatus {
+    if libc::WIFSIGNALED(status) {
+        ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    }
+}
+
+/// Sends `signal` to every process in the process group `pgid`.
+pub fn kill_group(pgid: Pid, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill takes no pointers; a negative pid names a process group.
+    cerr(unsafe { libc::kill(-pgid, signal) }).map(drop)
+}
+
+/// Sends `signal` to one process; signal 0 only checks that it exists.
+pub fn kill(pid: Pid, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill takes no pointers.
+    cerr(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+pub fn getpid() -> Pid {
+    // SAFETY: getpid cannot fail and takes no arguments.
+    unsafe { libc::getpid() }
+}
+
+/// What the child was doing when it failed before exec, sent back to the
+/// parent over the close-on-exec error pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnStage {
+    Chdir = 1,
+    Exec = 2,
+    Setup = 3,
+}
+
+/// A spawn that failed in the child before `execve` succeeded.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub stage: SpawnStage,
+    pub error: io::Error,
+}
+
+/// Everything the child needs, built before `fork` so the child allocates
+/// nothing.
+pub struct Spawn {
+    /// Paths to try with execve, in order (PATH search already expanded).
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: Option<CString>,
+}
+
+impl Spawn {
+    /// Prepares a spawn of `program` (a path, or a bare name searched in the
+    /// PATH of `env` like execvp does) with `args`, the full environment
+    /// `env` (entries `NAME=value`) and an optional working directory.
+    /// Fails on an interior NUL byte.
+    pub fn new(program: &str, args: &[String], env: &[Vec<u8>], cwd: Option<&Path>) -> io::Result<Spawn> {
+        let cstring = |s: Vec<u8>| CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"));
+        let candidates = if program.contains('/') {
+            vec![cstring(program.into())?]
+        } else {
+            let path_var = env
+                .iter()
+                .rev()
+                .find_map(|entry| entry.strip_prefix(b"PATH="))
+                .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            path_var
+                .split(|&b| b == b':')
+                .map(|dir| if dir.is_empty() { &b"."[..] } else { dir })
+                .map(|dir| cstring([dir, b"/", program.as_bytes()].concat()))
+                .collect::<io::Result<_>>()?
+        };
+        let argv = std::iter::once(program)
+            .chain(args.iter().map(String::as_str))
+            .map(|arg| cstring(arg.into()))
+            .collect::<io::Result<_>>()?;
+        let envp = env.iter().map(|entry| cstring(entry.clone())).collect::<io::Result<_>>()?;
+        let cwd = match cwd {
+            Some(dir) => Some(cstring(dir.as_os_str().as_bytes().to_vec())?),
+            None => None,
+        };
+        Ok(Spawn {
+            candidates,
+            argv,
+            envp,
+            cwd,
+        })
+    }
+
+    /// Forks and execs. The child gets its own session and process group
+    /// (setsid), default signal handling, stdin from `stdin`, and the daemon's
+    /// stdout and stderr. Returns once the child has exec'ed, or with the
+    /// error it hit before that (the child is then already reaped).
+    pub fn run(&self, stdin: &File) -> Result<Pid, SpawnError> {
+        let setup = |error| SpawnError {
+            stage: SpawnStage::Setup,
+            error,
+        };
+        let argv = null_terminated(&self.argv);
+        let envp = null_terminated(&self.envp);
+        let (err_read, err_write) = pipe(libc::O_CLOEXEC).map_err(setup)?;
+
+        // SAFETY: the child branch below only calls async-signal-safe
+        // functions (setsid, sigaction, sigprocmask, dup2, chdir, execve,
+        // write, _exit) on data prepared before the fork; it never returns
+        // into Rust code that could allocate or unwind.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(setup(io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // SAFETY: see above; we are the child and end in execve or _exit.
+            unsafe { child_after_fork(self, &argv, &envp, stdin.as_raw_fd(), err_write.as_raw_fd()) }
+        }
+        drop(err_write);
+
+        // The pipe is close-on-exec: EOF means exec succeeded; 5 bytes mean
+        // the child reports the stage and errno it failed with.
+        let mut report = [0u8; 5];
+        let mut got = 0;
+        while got < report.len() {
+            // SAFETY: reading into the unfilled tail of `report`.
+            let n = unsafe { libc::read(err_read.as_raw_fd(), report[got..].as_mut_ptr().cast(), report.len() - got) };
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                break;
+            }
+            got += n as usize;
+        }
+        if got < report.len() {
+            return Ok(pid);
+        }
+        // The child has told us why and is about to _exit: reap it here so
+        // the event loop never sees an exit for a pid it never ran.
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer.
+        let _ = cerr_retry(|| unsafe { libc::waitpid(pid, &mut status, 0) });
+        let stage = match report[0] {
+            1 => SpawnStage::Chdir,
+            2 => SpawnStage::Exec,
+            _ => SpawnStage::Setup,
+        };
+        let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
+        Err(SpawnError {
+            stage,
+            error: io::Error::from_raw_os_error(errno),
+        })
+    }
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// The child's half of [`Spawn::run`].
+///
+/// # Safety
+/// Must only be called in a freshly forked child; it never returns.
+unsafe fn child_after_fork(spawn: &Spawn, argv: &[*const libc::c_char], envp: &[*const libc::c_char], stdin: RawFd, err_fd: RawFd) -> ! {
+    let fail = |stage: SpawnStage, errno: libc::c_int| -> ! {
+        let mut report = [stage as u8, 0, 0, 0, 0];
+        report[1..].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: write and _exit are async-signal-safe; `report` is on our stack.
+        unsafe {
+            libc::write(err_fd, report.as_ptr().cast(), report.len());
+            libc::_exit(if errno == libc::ENOENT { 127 } else { 126 });
+        }
+    };
+    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+    // SAFETY: all calls below are async-signal-safe and take pointers to data
+    // that was fully built before fork and is not modified.
+    unsafe {
+        if libc::setsid() < 0 {
+            fail(SpawnStage::Setup, errno());
+        }
+        // Handlers are reset by exec, but ignored signals (SIGPIPE) are not,
+        // and the mask is inherited: give the service a clean slate.
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        for signal in HANDLED_SIGNALS.iter().chain(&[libc::SIGPIPE]) {
+            libc::sigaction(*signal, &action, std::ptr::null_mut());
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        if libc::dup2(stdin, 0) < 0 {
+            fail(SpawnStage::Setup, errno());
+        }
+        if let Some(cwd) = &spawn.cwd {
+            if libc::chdir(cwd.as_ptr()) < 0 {
+                fail(SpawnStage::Chdir, errno());
+            }
+        }
+        // execvp semantics: ENOENT/ENOTDIR move on to the next PATH entry;
+        // EACCES is remembered but the search goes on; anything else stops.
+        let mut last = libc::ENOENT;
+        let mut saw_eacces = false;
+        for candidate in &spawn.candidates {
+            libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            last = errno();
+            match last {
+                libc::ENOENT | libc::ENOTDIR => continue,
+                libc::EACCES => saw_eacces = true,
+                _ => break,
+            }
+        }
+        if saw_eacces && (last == libc::ENOENT || last == libc::ENOTDIR) {
+            last = libc::EACCES;
+        }
+        fail(SpawnStage::Exec, last);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Poll.
+
+pub const POLLIN: i16 = libc::POLLIN;
+pub const POLLOUT: i16 = libc::POLLOUT;
+
+/// One entry of a poll set.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct PollFd(libc::pollfd);
+
+impl PollFd {
+    pub fn new(fd: RawFd, events: i16) -> PollFd {
+        PollFd(libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+    }
+
+    /// The requested events happened, or the descriptor hung up or failed
+    /// (which a read or write then reports).
+    pub fn ready(&self) -> bool {
+        self.0.revents != 0
+    }
+}
+
+/// Waits until a descriptor is ready or `timeout` passes (`None`: forever).
+/// An interrupting signal counts as a wake-up with nothing ready.
+pub fn poll(fds: &mut [PollFd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = match timeout {
+        None => -1,
+        // Round up so we never wake just before a deadline and spin.
+        Some(t) => t.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: PollFd is repr-identical to libc::pollfd (a newtype), and the
+    // slice is valid for its length.
+    let n = unsafe { libc::poll(fds.as_mut_ptr().cast(), fds.len() as libc::nfds_t, ms) };
+    match cerr(n) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        other => other.map(|n| n as usize),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Files.
+
+/// Takes an exclusive flock on `file` without waiting: `Ok(false)` when
+/// another process holds it.
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    // SAFETY: flock takes no pointers.
+    match cerr(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the file mode creation mask and returns the previous one.
+pub fn umask(mask: libc::mode_t) -> libc::mode_t {
+    // SAFETY: umask cannot fail and takes no pointers.
+    unsafe { libc::umask(mask) }
+}
