@@ -1,0 +1,6 @@
+//! Integration tests: the real mi7soft-daemon binary, real processes, real
+//! sockets and files, one private directory per test (see `support`).
+
+mod support;
+
+mod lifecycle;

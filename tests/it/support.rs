@@ -1,0 +1,263 @@
+//! What every integration test stands on: a private directory, the real
+//! binary, a daemon guard that cleans up after itself, and `wait_until`.
+//!
+//! Tests never sleep and then assert: they wait for a condition with a
+//! deadline, and the deadline is stretched by `MI7_TIME_SCALE` (for runs
+//! under qemu). Services are small sh scripts that run with the test's
+//! directory as their working directory, which is how cleanup finds every
+//! process a test started, even those that outlived a SIGKILLed daemon.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nanoserde::DeJson;
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mi7soft-daemon"))
+}
+
+/// A deadline of `secs` seconds, stretched by MI7_TIME_SCALE.
+pub fn secs(secs: u64) -> Duration {
+    let scale: f64 = std::env::var("MI7_TIME_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    Duration::from_secs_f64(secs as f64 * scale)
+}
+
+/// Polls `condition` every few milliseconds until it holds; panics naming
+/// `what` when `timeout` passes first.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fresh directory per test, short enough for a Unix socket path.
+pub struct TestDir {
+    pub path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new(name: &str) -> TestDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = PathBuf::from(format!("/tmp/mi7t-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), name));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TestDir { path }
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.join(name);
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    /// An executable `#!/bin/sh` script.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.write(name, &format!("#!/bin/sh\n{body}\n"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.join(name)).unwrap_or_default()
+    }
+
+    /// Writes daemon.toml: the given `[[processes]]` tables after a
+    /// `[daemon]` table with every path inside this directory.
+    pub fn config(&self, processes: &str) -> PathBuf {
+        self.write("daemon.toml", &format!("[daemon]\npid_file = \"d.pid\"\ncheck_interval = 1\n\n{processes}"))
+    }
+
+    /// Pids of live processes started from this directory (by cwd).
+    pub fn processes(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            if pid == std::process::id() as i32 {
+                continue;
+            }
+            let in_dir = fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&self.path));
+            if in_dir && !is_zombie(pid) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Live processes from this directory whose command line contains `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.processes().into_iter().filter(|&pid| cmdline(pid).contains(needle)).count()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            let pids = self.processes();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub fn cmdline(pid: i32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
+}
+
+pub fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
+
+pub fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
+}
+
+pub fn kill(pid: i32, signal: &str) {
+    let ok = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap().success();
+    assert!(ok, "kill -{signal} {pid} failed");
+}
+
+/// What one CLI run printed and how it exited.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary with `args` in `dir`.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(bin()).args(args).current_dir(dir).stdin(Stdio::null()).output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[derive(Debug, DeJson)]
+pub struct Status {
+    pub daemon: DaemonInfo,
+    pub processes: Vec<ProcessInfo>,
+}
+
+#[derive(Debug, DeJson)]
+pub struct DaemonInfo {
+    pub pid: i32,
+    pub version: String,
+    pub config: String,
+}
+
+#[derive(Debug, Clone, DeJson)]
+pub struct ProcessInfo {
+    pub name: String,
+    pub instance: u32,
+    pub state: String,
+    pub pid: Option<i32>,
+    pub uptime_secs: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+}
+
+/// A daemon started in the foreground in a test directory. Dropping it
+/// SIGKILLs the daemon; the TestDir then kills what it left running.
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub child: Child,
+}
+
+impl Daemon {
+    /// Starts `start` with `dir/daemon.toml` (stderr to `dir/daemon.log`) and
+    /// waits until it answers `status`.
+    pub fn start(dir: &TestDir) -> Daemon {
+        let daemon = Daemon::spawn(dir, &["-c", "daemon.toml", "start"]);
+        wait_until(secs(10), "the daemon answers status", || run(&dir.path, &["-c", "daemon.toml", "status"]).code == 0);
+        daemon
+    }
+
+    /// Spawns the binary with `args` without waiting for anything.
+    pub fn spawn(dir: &TestDir, args: &[&str]) -> Daemon {
+        let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).unwrap();
+        let child = Command::new(bin()).args(args).current_dir(&dir.path).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        Daemon { dir: dir.path.clone(), child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Runs a CLI command against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-c", "daemon.toml"];
+        all.extend_from_slice(args);
+        run(&self.dir, &all)
+    }
+
+    pub fn status(&self) -> Status {
+        let out = self.cli(&["status", "--json"]);
+        assert_eq!(out.code, 0, "status --json failed: {out:?}");
+        Status::deserialize_json(out.stdout.trim()).unwrap_or_else(|e| panic!("bad status JSON {:?}: {e}", out.stdout))
+    }
+
+    /// The status of the instance labelled `name` (instance 0) or `name:N`.
+    pub fn process(&self, label: &str) -> ProcessInfo {
+        let (name, instance) = label.split_once(':').map_or((label, 0), |(n, i)| (n, i.parse().unwrap()));
+        let status = self.status();
+        status.processes.into_iter().find(|p| p.name == name && p.instance == instance).unwrap_or_else(|| panic!("{label} not in status"))
+    }
+
+    /// Waits until `label` is running with a pid other than `not`; returns it.
+    pub fn wait_running(&self, label: &str, not: Option<i32>) -> i32 {
+        let mut pid = None;
+        wait_until(secs(10), &format!("{label} runs (not as {not:?})"), || {
+            let p = self.process(label);
+            pid = p.pid.filter(|_| p.state == "running" && p.pid != not);
+            pid.is_some()
+        });
+        pid.unwrap()
+    }
+
+    /// Waits until the daemon process has exited; returns its exit code.
+    pub fn wait_exit(&mut self) -> i32 {
+        let mut code = None;
+        wait_until(secs(15), "the daemon exits", || {
+            code = self.child.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        code.unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
