@@ -11,14 +11,15 @@
 //! failure, 2 usage error, 3 not running.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, DaemonSettings};
 use crate::control::{self, ClientError, Request, Target};
 use crate::msg;
 use crate::status;
+use crate::sys;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
@@ -33,7 +34,7 @@ const HELP: &str = "\
 mi7soft-daemon: keeps services running; they outlive the daemon itself
 
 usage:
-  mi7soft-daemon [-c FILE] start                 run the supervisor in the foreground
+  mi7soft-daemon [-c FILE] [-d] start            run the supervisor (in the background with -d)
   mi7soft-daemon [-c FILE] start-process NAME    start a service (or one more instance)
   mi7soft-daemon [-c FILE] stop NAME|--all       stop a service, or every service
   mi7soft-daemon [-c FILE] restart NAME          restart a service
@@ -45,6 +46,7 @@ usage:
 
 options:
   -c, --config FILE   config file (default: ./daemon.toml, created if missing on start)
+  -d, --daemonize     with start: detach, log to log_file; exit 0 once the daemon runs
   -h, --help          print this help
   -V, --version       print the version
 
@@ -55,7 +57,7 @@ exit status: 0 ok, 1 failure, 2 usage error, 3 not running
 /// What the user asked for, validated.
 #[derive(Debug, PartialEq)]
 pub enum Command {
-    Start,
+    Start { daemonize: bool },
     Check,
     Send { request: Request, json: bool },
     Help,
@@ -90,7 +92,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Option<PathBuf
             Long("stop-all") => raw.stop_all = true,
             Short('h') | Long("help") => raw.help = true,
             Short('V') | Long("version") => raw.version = true,
-            Value(word) => raw.words.push(word.into_string().map_err(|w| format!("argument {w:?} is not valid UTF-8"))?),
+            Value(word) => {
+                raw.words.push(word.into_string().map_err(|w| format!("argument {w:?} is not valid UTF-8"))?)
+            }
             _ => return Err(arg.unexpected().to_string()),
         }
     }
@@ -111,7 +115,12 @@ impl Raw {
             return Err("no command given".into());
         };
         // Each flag belongs to one command; anywhere else it is a mistake.
-        let flags = [("--daemonize", self.daemonize, "start"), ("--json", self.json, "status"), ("--all", self.all, "stop"), ("--stop-all", self.stop_all, "shutdown")];
+        let flags = [
+            ("--daemonize", self.daemonize, "start"),
+            ("--json", self.json, "status"),
+            ("--all", self.all, "stop"),
+            ("--stop-all", self.stop_all, "shutdown"),
+        ];
         for (flag, given, owner) in flags {
             if given && command != owner {
                 return Err(format!("{flag} only goes with {owner}"));
@@ -130,19 +139,14 @@ impl Raw {
         match command {
             "start" => {
                 no_args(rest)?;
-                if self.daemonize {
-                    return Err("--daemonize is not available yet; run start in the foreground under your init system".into());
-                }
-                Ok(Command::Start)
+                Ok(Command::Start { daemonize: self.daemonize })
             }
             "check" => no_args(rest).map(|()| Command::Check),
             "start-process" => send(Request::Start { name: one_name(rest)? }),
             "stop" => match (self.all, rest) {
                 (true, []) => send(Request::Stop { target: Target::All }),
                 (true, [name, ..]) => Err(format!("stop: give a NAME or --all, not both ({name:?})")),
-                (false, _) => send(Request::Stop {
-                    target: Target::Name(one_name(rest)?),
-                }),
+                (false, _) => send(Request::Stop { target: Target::Name(one_name(rest)?) }),
             },
             "restart" => send(Request::Restart { name: one_name(rest)? }),
             "status" => match rest {
@@ -182,24 +186,84 @@ pub fn main() -> i32 {
             }
             Err(e) => fail(e),
         },
-        Command::Start => {
+        Command::Start { daemonize } => {
             let config = match locate(config_arg, true).and_then(|path| load(&path)) {
                 Ok(config) => config,
                 Err(e) => return fail(e),
             };
-            match crate::daemon::run(config) {
+            if daemonize {
+                return start_detached(config);
+            }
+            match crate::daemon::run(config, None) {
                 Ok(()) => EXIT_OK,
                 Err(e) => fail(e.0),
             }
         }
         Command::Send { request, json } => {
-            let config = match locate(config_arg, false).and_then(|path| load(&path)) {
-                Ok(config) => config,
+            let path = match locate(config_arg, false) {
+                Ok(path) => path,
                 Err(e) => return fail(e),
             };
-            send(&config, &request, json)
+            // The daemon judges the services (reload reports their errors);
+            // a client only needs [daemon] to find it.
+            let settings = match config::load(&path) {
+                Ok(config) => config.daemon,
+                Err(full) => match config::load_daemon_settings(&path) {
+                    Ok(settings) => settings,
+                    Err(_) => return fail(full.to_string()),
+                },
+            };
+            send(&settings, &request, json)
         }
     }
+}
+
+/// `--daemonize start`: detach, and exit with the daemon's own verdict on
+/// its setup, read from a pipe: 0 once it holds the pid file and listens on
+/// its socket, 1 with its error otherwise.
+fn start_detached(config: Config) -> i32 {
+    let log_path = config.daemon.log_file.clone().unwrap_or_else(|| config.daemon.pid_file.with_extension("log"));
+    match sys::detach() {
+        Err(e) => fail(format!("--daemonize: fork: {}", msg::io_error(&e))),
+        Ok(sys::Detached::Launcher(pipe)) => {
+            let mut report = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(pipe), &mut report);
+            match report.trim_end() {
+                "ok" => EXIT_OK,
+                "" => fail(format!("the daemon exited during startup; see {}", log_path.display())),
+                line => fail(line.strip_prefix("err ").unwrap_or(line).to_string()),
+            }
+        }
+        Ok(sys::Detached::Daemon(mut pipe)) => {
+            if let Err(e) = detach_stdio(&log_path) {
+                let _ = writeln!(pipe, "err {}", e.0);
+                return EXIT_FAILURE;
+            }
+            match crate::daemon::run(config, Some(pipe)) {
+                Ok(()) => EXIT_OK,
+                Err(e) => fail(e.0),
+            }
+        }
+    }
+}
+
+/// The daemon's side of detaching: no inherited directory, a known umask,
+/// stdin from /dev/null, and stdout and stderr (its log, and the output of
+/// services) appended to the log file.
+fn detach_stdio(log_path: &Path) -> Result<(), crate::daemon::SetupError> {
+    let setup = |e: String| crate::daemon::SetupError(e);
+    std::env::set_current_dir("/").map_err(|e| setup(format!("chdir /: {}", msg::io_error(&e))))?;
+    sys::umask(0o022);
+    let null = std::fs::File::open("/dev/null").map_err(|e| setup(msg::path_error(Path::new("/dev/null"), &e)))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(|e| setup(format!("log_file {}", msg::path_error(log_path, &e))))?;
+    for (file, fd) in [(&null, 0), (&log, 1), (&log, 2)] {
+        sys::redirect(file, fd).map_err(|e| setup(format!("redirecting fd {fd}: {}", msg::io_error(&e))))?;
+    }
+    Ok(())
 }
 
 fn fail(message: String) -> i32 {
@@ -224,11 +288,16 @@ fn locate(explicit: Option<PathBuf>, create: bool) -> Result<PathBuf, String> {
         Ok(file) => file,
         // Someone created it meanwhile: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(path),
-        Err(e) => return Err(format!("no config found, and writing a default one failed: {}", msg::path_error(&path, &e))),
+        Err(e) => {
+            return Err(format!("no config found, and writing a default one failed: {}", msg::path_error(&path, &e)));
+        }
     };
     std::io::Write::write_all(&mut file, config::DEFAULT_CONFIG.as_bytes()).map_err(|e| msg::path_error(&path, &e))?;
     let shown = std::path::absolute(&path).unwrap_or(path.clone());
-    msg::warning(format_args!("no config found; wrote a default one to {} (edit it, then run 'reload')", shown.display()));
+    msg::warning(format_args!(
+        "no config found; wrote a default one to {} (edit it, then run 'reload')",
+        shown.display()
+    ));
     Ok(path)
 }
 
@@ -237,15 +306,20 @@ fn load(path: &Path) -> Result<Config, String> {
 }
 
 /// Sends a request to the daemon and prints the reply.
-fn send(config: &Config, request: &Request, json: bool) -> i32 {
-    let socket = &config.daemon.control_socket;
+fn send(settings: &DaemonSettings, request: &Request, json: bool) -> i32 {
+    let socket = &settings.control_socket;
     let reply = match control::request(socket, request, CLIENT_TIMEOUT) {
         Ok(reply) => reply,
         Err(ClientError::NotRunning) => {
             msg::error(format_args!("daemon not running (nothing listens on {})", socket.display()));
+            if let Request::Status { name } = request {
+                print_last_known(settings, name.as_deref());
+            }
             return EXIT_NOT_RUNNING;
         }
-        Err(ClientError::Io(e)) => return fail(format!("control socket {}", msg::path_error(socket, &e))),
+        Err(ClientError::Io(e)) => {
+            return fail(format!("control socket {}", msg::path_error(socket, &e)));
+        }
     };
     if let Err(message) = reply.result {
         for line in &reply.lines {
@@ -264,7 +338,9 @@ fn send(config: &Config, request: &Request, json: bool) -> i32 {
     };
     let parsed = match <status::Document as nanoserde::DeJson>::deserialize_json(document) {
         Ok(parsed) => parsed,
-        Err(e) => return fail(format!("the daemon sent a status this client cannot read: {e}")),
+        Err(e) => {
+            return fail(format!("the daemon sent a status this client cannot read: {e}"));
+        }
     };
     if json {
         println!("{document}");
@@ -279,6 +355,34 @@ fn send(config: &Config, request: &Request, json: bool) -> i32 {
     EXIT_OK
 }
 
+/// `status` without a daemon: what the state file last recorded, and
+/// whether each process still runs (unsupervised) or is gone.
+fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
+    let path = &settings.state_file;
+    let (records, _) = crate::state::read(path);
+    let processes: Vec<status::ProcessInfo> = records
+        .into_iter()
+        .filter(|r| name.is_none_or(|n| n == r.name || n == format!("{}:{}", r.name, r.instance)))
+        .map(|r| {
+            let alive = crate::state::process_starttime(r.pid) == Some(r.starttime);
+            status::ProcessInfo {
+                name: r.name,
+                instance: r.instance,
+                state: if alive { "running" } else { "gone" }.to_string(),
+                pid: alive.then_some(r.pid),
+                uptime_secs: None,
+                restarts: r.restarts,
+                last_exit: Some(if alive { "unsupervised" } else { "ended while unsupervised" }.to_string()),
+            }
+        })
+        .collect();
+    if processes.is_empty() {
+        return;
+    }
+    println!("daemon not running; last known state from {}:", path.display());
+    print!("{}", status::table(&processes, 80, false));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,10 +393,20 @@ mod tests {
 
     #[test]
     fn commands_parse() {
-        assert_eq!(args("start").unwrap(), (None, Command::Start));
-        assert_eq!(args("-c /x.toml stop --all").unwrap(), (Some("/x.toml".into()), Command::Send { request: Request::Stop { target: Target::All }, json: false }));
-        assert_eq!(args("status web --json").unwrap().1, Command::Send { request: Request::Status { name: Some("web".into()) }, json: true });
-        assert_eq!(args("shutdown --stop-all").unwrap().1, Command::Send { request: Request::Shutdown { stop_all: true }, json: false });
+        assert_eq!(args("start").unwrap(), (None, Command::Start { daemonize: false }));
+        assert_eq!(args("-d start").unwrap(), (None, Command::Start { daemonize: true }));
+        assert_eq!(
+            args("-c /x.toml stop --all").unwrap(),
+            (Some("/x.toml".into()), Command::Send { request: Request::Stop { target: Target::All }, json: false })
+        );
+        assert_eq!(
+            args("status web --json").unwrap().1,
+            Command::Send { request: Request::Status { name: Some("web".into()) }, json: true }
+        );
+        assert_eq!(
+            args("shutdown --stop-all").unwrap().1,
+            Command::Send { request: Request::Shutdown { stop_all: true }, json: false }
+        );
         assert_eq!(args("--config=/y status").unwrap().0, Some("/y".into()));
     }
 

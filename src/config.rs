@@ -26,16 +26,19 @@ pub const DEFAULT_CONFIG: &str = r#"# mi7soft-daemon configuration.
 
 [daemon]
 pid_file = "mi7soft-daemon.pid"          # held locked while the daemon runs
-# log_file = "mi7soft-daemon.log"        # the daemon's own log in --daemonize mode
+# log_file = "mi7soft-daemon.log"        # the daemon's log with --daemonize (default: pid_file with .log)
 check_interval = 3                       # seconds between liveness checks of adopted services
+                                         # (only on kernels without pidfd, before Linux 5.3)
 # control_socket = "mi7soft-daemon.sock" # default: pid_file with the extension .sock
+# state_file = "mi7soft-daemon.state"    # default: pid_file with the extension .state
+# subreaper = false                      # reap orphaned grandchildren of services
 
 # One [[processes]] table per service.
 [[processes]]
 name = "example"                         # unique; letters, digits, '.', '_', '-'
 command = "sh"                           # a path, or a name searched in PATH
 args = ["-c", "echo example service up; while :; do sleep 3600; done"]
-# working_directory = "/opt/example"     # default: the daemon's directory
+# working_directory = "/opt/example"     # default: the directory of this file
 auto_restart = true                      # start it again when it exits
 # max_instances = 1                      # start-process may run up to this many
 # autostart = true                       # start it when the daemon starts
@@ -58,6 +61,9 @@ pub struct DaemonSettings {
     pub log_file: Option<PathBuf>,
     pub check_interval: u32,
     pub control_socket: PathBuf,
+    pub state_file: PathBuf,
+    /// Adopt orphaned descendants (PR_SET_CHILD_SUBREAPER) and reap them.
+    pub subreaper: bool,
 }
 
 /// One `[[processes]]` entry: what to run and how to treat it.
@@ -72,6 +78,24 @@ pub struct ServiceDef {
     pub autostart: bool,
     /// Added to (and overriding) the daemon's environment, in file order.
     pub environment: Vec<(String, String)>,
+}
+
+impl ServiceDef {
+    /// A stable hash of what a process is started with. Two definitions
+    /// with the same fingerprint run the same program the same way, so
+    /// only a change of fingerprint needs a restart; policy keys
+    /// (auto_restart, autostart, max_instances) apply live.
+    pub fn fingerprint(&self) -> u64 {
+        let cwd = self.working_directory.as_ref().map(|p| p.as_os_str().as_encoded_bytes());
+        let parts = std::iter::once(self.command.as_bytes())
+            .chain(std::iter::once(&b"args"[..]))
+            .chain(self.args.iter().map(|a| a.as_bytes()))
+            .chain(std::iter::once(&b"cwd"[..]))
+            .chain(cwd)
+            .chain(std::iter::once(&b"env"[..]))
+            .chain(self.environment.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
+        crate::state::fingerprint(parts)
+    }
 }
 
 /// One problem in a config file, located at a line and column.
@@ -105,34 +129,35 @@ impl fmt::Display for ConfigError {
     }
 }
 
-const DAEMON_KEYS: &[&str] = &["pid_file", "log_file", "check_interval", "control_socket"];
-const SERVICE_KEYS: &[&str] = &[
-    "name",
-    "command",
-    "args",
-    "working_directory",
-    "auto_restart",
-    "max_instances",
-    "autostart",
-    "environment",
-];
+const DAEMON_KEYS: &[&str] = &["pid_file", "log_file", "check_interval", "control_socket", "state_file", "subreaper"];
+const SERVICE_KEYS: &[&str] =
+    &["name", "command", "args", "working_directory", "auto_restart", "max_instances", "autostart", "environment"];
 const TOP_KEYS: &[&str] = &["daemon", "processes"];
 
 /// Reads and checks the config at `path`. `shown` is how the path is named
 /// in messages (as the user typed it).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let shown = path.display().to_string();
-    let fail = |message: String| ConfigError {
-        file: shown.clone(),
-        problems: vec![Problem {
-            line: 0,
-            column: 0,
-            message,
-        }],
-    };
+    let fail =
+        |message: String| ConfigError { file: shown.clone(), problems: vec![Problem { line: 0, column: 0, message }] };
     let text = std::fs::read_to_string(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
     let absolute = std::path::absolute(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
     parse(&text, &absolute).map_err(|problems| ConfigError { file: shown, problems })
+}
+
+/// Only the `[daemon]` table of the config at `path`: what a client needs
+/// to find the daemon. A client must still reach the daemon while someone
+/// is halfway through editing a service, so problems elsewhere are ignored.
+pub fn load_daemon_settings(path: &Path) -> Result<DaemonSettings, ConfigError> {
+    let shown = path.display().to_string();
+    let error = |problems| ConfigError { file: shown.clone(), problems };
+    let fail = |message: String| error(vec![Problem { line: 0, column: 0, message }]);
+    let text = std::fs::read_to_string(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
+    let absolute = std::path::absolute(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
+    let doc = Document::parse(text.as_str()).map_err(|e| fail(e.message().to_string()))?;
+    let mut cx = Checker { text: &text, base: absolute.parent().unwrap_or(Path::new("/")), problems: Vec::new() };
+    let settings = cx.daemon(doc.as_table().get_key_value("daemon"));
+    if cx.problems.is_empty() { Ok(settings) } else { Err(error(cx.problems)) }
 }
 
 /// Checks `text` as if read from `path` (absolute), which anchors relative paths.
@@ -148,25 +173,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
         }]
     })?;
     let base = path.parent().unwrap_or(Path::new("/"));
-    let mut cx = Checker {
-        text,
-        base,
-        problems: Vec::new(),
-    };
+    let mut cx = Checker { text, base, problems: Vec::new() };
     let root = doc.as_table();
     cx.unknown_keys(root, TOP_KEYS, "");
 
     let daemon = cx.daemon(root.get_key_value("daemon"));
     let services = cx.services(root.get_key_value("processes"));
-    if cx.problems.is_empty() {
-        Ok(Config {
-            path: path.to_path_buf(),
-            daemon,
-            services,
-        })
-    } else {
-        Err(cx.problems)
-    }
+    if cx.problems.is_empty() { Ok(Config { path: path.to_path_buf(), daemon, services }) } else { Err(cx.problems) }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -218,12 +231,9 @@ impl Checker<'_> {
         let log_file = self.path(table, "log_file", cx);
         let check_interval = self.integer(table, "check_interval", cx, 1, 86_400).unwrap_or(3) as u32;
         let control_socket = self.path(table, "control_socket", cx).unwrap_or_else(|| pid_file.with_extension("sock"));
-        DaemonSettings {
-            pid_file,
-            log_file,
-            check_interval,
-            control_socket,
-        }
+        let state_file = self.path(table, "state_file", cx).unwrap_or_else(|| pid_file.with_extension("state"));
+        let subreaper = self.boolean(table, "subreaper", cx).unwrap_or(false);
+        DaemonSettings { pid_file, log_file, check_interval, control_socket, state_file, subreaper }
     }
 
     fn services(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Vec<ServiceDef> {
@@ -237,7 +247,8 @@ impl Checker<'_> {
                 for value in values.iter() {
                     match value.as_inline_table() {
                         Some(t) => defs.extend(self.service(t, value.span())),
-                        None => self.report(value.span(), format!("processes: expected a table, found {}", value.type_name())),
+                        None => self
+                            .report(value.span(), format!("processes: expected a table, found {}", value.type_name())),
                     }
                 }
                 return self.unique(defs);
@@ -255,7 +266,10 @@ impl Checker<'_> {
         let mut dups = Vec::new();
         for (def, span) in &defs {
             if seen.contains(&def.name.as_str()) {
-                dups.push((span.clone(), format!("[[processes]] \"{}\": duplicate name (names must be unique)", def.name)));
+                dups.push((
+                    span.clone(),
+                    format!("[[processes]] \"{}\": duplicate name (names must be unique)", def.name),
+                ));
             }
             seen.push(&def.name);
         }
@@ -266,7 +280,11 @@ impl Checker<'_> {
     }
 
     /// One `[[processes]]` entry; `None` when it is unusable (problems reported).
-    fn service(&mut self, table: &dyn TableLike, span: Option<std::ops::Range<usize>>) -> Option<(ServiceDef, Option<std::ops::Range<usize>>)> {
+    fn service(
+        &mut self,
+        table: &dyn TableLike,
+        span: Option<std::ops::Range<usize>>,
+    ) -> Option<(ServiceDef, Option<std::ops::Range<usize>>)> {
         let name = self.string(table, "name", "[[processes]] ");
         let cx = match &name {
             Some(name) => format!("[[processes]] \"{name}\": "),
@@ -322,7 +340,10 @@ impl Checker<'_> {
             return Vec::new();
         };
         let Some(env) = item.as_table_like() else {
-            self.report(item.span().or(key.span()), format!("{cx}environment: expected a table of strings, found {}", type_name(item)));
+            self.report(
+                item.span().or(key.span()),
+                format!("{cx}environment: expected a table of strings, found {}", type_name(item)),
+            );
             return Vec::new();
         };
         let mut vars = Vec::new();
@@ -335,18 +356,30 @@ impl Checker<'_> {
             match value.as_str() {
                 Some(v) if !v.contains('\0') => vars.push((name.to_string(), v.to_string())),
                 Some(_) => self.report(span, format!("{cx}environment.{name}: contains a NUL byte")),
-                None => self.report(span, format!("{cx}environment.{name}: expected a string, found {}", type_name(value))),
+                None => {
+                    self.report(span, format!("{cx}environment.{name}: expected a string, found {}", type_name(value)))
+                }
             }
         }
         vars
     }
 
-    fn value<'t>(&mut self, table: &'t dyn TableLike, key: &str, cx: &str, expected: &str, ok: impl Fn(&Item) -> bool) -> Option<&'t Item> {
+    fn value<'t>(
+        &mut self,
+        table: &'t dyn TableLike,
+        key: &str,
+        cx: &str,
+        expected: &str,
+        ok: impl Fn(&Item) -> bool,
+    ) -> Option<&'t Item> {
         let item = table.get(key)?;
         if ok(item) {
             Some(item)
         } else {
-            self.report(item.span().or_else(|| table.get_key_value(key).and_then(|(k, _)| k.span())), format!("{cx}{key}: expected {expected}, found {}", type_name(item)));
+            self.report(
+                item.span().or_else(|| table.get_key_value(key).and_then(|(k, _)| k.span())),
+                format!("{cx}{key}: expected {expected}, found {}", type_name(item)),
+            );
             None
         }
     }
@@ -389,7 +422,10 @@ impl Checker<'_> {
             match value.as_str() {
                 Some(s) if !s.contains('\0') => out.push(s.to_string()),
                 Some(_) => self.report(value.span(), format!("{cx}{key}: contains a NUL byte")),
-                None => self.report(value.span(), format!("{cx}{key}: expected an array of strings, found {} in it", value.type_name())),
+                None => self.report(
+                    value.span(),
+                    format!("{cx}{key}: expected an array of strings, found {} in it", value.type_name()),
+                ),
             }
         }
         Some(out)
@@ -470,12 +506,17 @@ mod tests {
     #[test]
     fn unknown_key_is_located_and_a_fix_suggested() {
         let p = problems("[[processes]]\nname = \"web\"\ncomand = \"x\"\n");
-        assert!(p.contains(&"3:1: [[processes]] \"web\": unknown key \"comand\" (did you mean \"command\"?)".to_string()), "{p:?}");
+        assert!(
+            p.contains(&"3:1: [[processes]] \"web\": unknown key \"comand\" (did you mean \"command\"?)".to_string()),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn wrong_type_missing_keys_bad_and_duplicate_names() {
-        let p = problems("[daemon]\ncheck_interval = \"3\"\n[[processes]]\nname = \"a b\"\ncommand = \"x\"\n[[processes]]\ncommand = \"y\"\n[[processes]]\nname = \"c\"\n[[processes]]\nname = \"c\"\ncommand = \"z\"\n[[processes]]\nname = \"c\"\ncommand = \"z\"\n");
+        let p = problems(
+            "[daemon]\ncheck_interval = \"3\"\n[[processes]]\nname = \"a b\"\ncommand = \"x\"\n[[processes]]\ncommand = \"y\"\n[[processes]]\nname = \"c\"\n[[processes]]\nname = \"c\"\ncommand = \"z\"\n[[processes]]\nname = \"c\"\ncommand = \"z\"\n",
+        );
         let joined = p.join("\n");
         assert!(joined.contains("2:18: [daemon] check_interval: expected an integer, found string"), "{joined}");
         assert!(joined.contains("4:8: [[processes]] \"a b\": invalid name"), "{joined}");
@@ -494,7 +535,11 @@ mod tests {
 
     #[test]
     fn environment_is_kept_in_order() {
-        let c = parse("[[processes]]\nname = \"a\"\ncommand = \"x\"\nenvironment = { B = \"2\", A = \"1\" }\n", Path::new("/d.toml")).unwrap();
+        let c = parse(
+            "[[processes]]\nname = \"a\"\ncommand = \"x\"\nenvironment = { B = \"2\", A = \"1\" }\n",
+            Path::new("/d.toml"),
+        )
+        .unwrap();
         assert_eq!(c.services[0].environment, vec![("B".into(), "2".into()), ("A".into(), "1".into())]);
         let p = problems("[[processes]]\nname = \"a\"\ncommand = \"x\"\nenvironment = { A = 1 }\n");
         assert!(p[0].contains("environment.A: expected a string, found integer"), "{p:?}");

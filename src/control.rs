@@ -25,14 +25,24 @@ pub const MAX_LINE: usize = 4096;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// The status document (JSON), for one service or all.
-    Status { name: Option<String> },
+    Status {
+        name: Option<String>,
+    },
     /// `start-process`: start a stopped service, or one more instance.
-    Start { name: String },
+    Start {
+        name: String,
+    },
     /// Stop a service's instances, or every service.
-    Stop { target: Target },
-    Restart { name: String },
+    Stop {
+        target: Target,
+    },
+    Restart {
+        name: String,
+    },
     Reload,
-    Shutdown { stop_all: bool },
+    Shutdown {
+        stop_all: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,9 +59,7 @@ impl Request {
             Request::Status { name: Some(name) } => format!("status {name}"),
             Request::Start { name } => format!("start-process {name}"),
             Request::Stop { target: Target::All } => "stop --all".into(),
-            Request::Stop {
-                target: Target::Name(name),
-            } => format!("stop {name}"),
+            Request::Stop { target: Target::Name(name) } => format!("stop {name}"),
             Request::Restart { name } => format!("restart {name}"),
             Request::Reload => "reload".into(),
             Request::Shutdown { stop_all: false } => "shutdown".into(),
@@ -76,9 +84,7 @@ impl Request {
             ["status", n] => Request::Status { name: Some(name(n)?) },
             ["start-process", n] => Request::Start { name: name(n)? },
             ["stop", "--all"] => Request::Stop { target: Target::All },
-            ["stop", n] => Request::Stop {
-                target: Target::Name(name(n)?),
-            },
+            ["stop", n] => Request::Stop { target: Target::Name(name(n)?) },
             ["restart", n] => Request::Restart { name: name(n)? },
             ["reload"] => Request::Reload,
             ["shutdown"] => Request::Shutdown { stop_all: false },
@@ -130,14 +136,14 @@ pub fn request(socket: &Path, request: &Request, timeout: Duration) -> Result<Re
             return Ok(Reply { lines, result: Ok(()) });
         }
         if let Some(message) = line.strip_prefix("err ") {
-            return Ok(Reply {
-                lines,
-                result: Err(message.to_string()),
-            });
+            return Ok(Reply { lines, result: Err(message.to_string()) });
         }
         lines.push(line);
     }
-    Err(ClientError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "the daemon closed the connection without an answer")))
+    Err(ClientError::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the daemon closed the connection without an answer",
+    )))
 }
 
 #[cfg(test)]
@@ -151,9 +157,7 @@ mod tests {
             Request::Status { name: Some("web:1".into()) },
             Request::Start { name: "web".into() },
             Request::Stop { target: Target::All },
-            Request::Stop {
-                target: Target::Name("a.b-c_d".into()),
-            },
+            Request::Stop { target: Target::Name("a.b-c_d".into()) },
             Request::Restart { name: "web".into() },
             Request::Reload,
             Request::Shutdown { stop_all: false },

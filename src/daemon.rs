@@ -18,22 +18,23 @@
 //!
 //! Only this module turns [`Action`]s into system calls.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
-use std::{fs::File, io};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{fs::File, io, io::Write};
 
 use crate::config::{self, Config, ServiceDef};
 use crate::control::{MAX_LINE, Request, Target};
 use crate::msg::{self, Log};
 use crate::pidfile::{PidFile, PidFileError};
 use crate::service::{Action, Event, STOP_TIMEOUT, Service, State, Want};
+use crate::state::{self, Record};
 use crate::status;
+use crate::sys::{self, ExitStatus, PollFd, SignalPipe, Spawn};
 use nanoserde::SerJson;
-use crate::sys::{self, PollFd, SignalPipe, Spawn};
 
 /// How long a client may take to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,10 +55,49 @@ struct Slot {
     def: Rc<ServiceDef>,
     /// Removed from the config (or an extra instance): dropped once down.
     retired: bool,
+    /// How the end of its process is noticed.
+    watch: Watch,
+    /// /proc start time (clock ticks after boot) of its current process,
+    /// which with the pid names that exact process in the state file.
+    starttime: u64,
+    /// Wall-clock start of its current process, seconds since the epoch.
+    started_at: u64,
+}
+
+impl Slot {
+    fn new(def: Rc<ServiceDef>, instance: u32) -> Slot {
+        Slot {
+            service: Service::new(&def.name, instance, def.auto_restart),
+            def,
+            retired: false,
+            watch: Watch::Child,
+            starttime: 0,
+            started_at: 0,
+        }
+    }
+}
+
+/// How the daemon learns that an instance's process ended.
+enum Watch {
+    /// Our own child: SIGCHLD and waitpid.
+    Child,
+    /// Adopted, on Linux 5.3+: the pidfd becomes readable.
+    Pidfd(OwnedFd),
+    /// Adopted, without pidfd: checked every check_interval seconds.
+    Poll,
 }
 
 /// An instance named across loop passes (slots may move).
 type Key = (String, u32);
+
+/// A reply: payload lines then `ok`, or payload lines then `err MESSAGE`.
+type Answer = Result<Vec<String>, (Vec<String>, String)>;
+
+/// What handling a request leads to.
+enum Outcome {
+    Reply(Answer),
+    Wait(Wait),
+}
 
 /// A request whose answer waits for processes to change.
 enum Wait {
@@ -96,44 +136,87 @@ struct Daemon {
     /// Set by TERM, INT or `shutdown`: leave the loop once no
     /// `shutdown --stop-all` is still waiting for its processes.
     exit: bool,
+    /// Whether adopted processes are watched with pidfds (else polled).
+    use_pidfd: bool,
+    /// When polled adopted processes are checked next.
+    next_check: Option<Instant>,
+    /// Something the state file records changed since the last write.
+    dirty: bool,
+    /// The text last written to the state file (no rewrite without change).
+    last_state: String,
+    /// The last state-file write failed (logged once until one succeeds).
+    state_failing: bool,
 }
 
-/// Runs the supervisor in the foreground until TERM, INT or `shutdown`.
-pub fn run(config: Config) -> Result<(), SetupError> {
-    let pid_file = PidFile::acquire(&config.daemon.pid_file).map_err(|e| match e {
-        PidFileError::Locked(Some(pid)) => SetupError(format!("already running (pid {pid})")),
-        PidFileError::Locked(None) => SetupError(format!("already running ({} is locked)", config.daemon.pid_file.display())),
-        PidFileError::Io(e) => SetupError(format!("pid file {}", msg::path_error(&config.daemon.pid_file, &e))),
-    })?;
-    let socket = &config.daemon.control_socket;
-    let listener = bind_control_socket(socket).map_err(|e| SetupError(format!("control socket {}", msg::path_error(socket, &e))))?;
-    let signals = SignalPipe::install().map_err(|e| SetupError(format!("signal handlers: {}", msg::io_error(&e))))?;
-    let stdin = File::open("/dev/null").map_err(|e| SetupError(msg::path_error(Path::new("/dev/null"), &e)))?;
+/// Runs the supervisor until TERM, INT or `shutdown`. With `report` (daemon
+/// mode), `ok` is written to it once setup has succeeded, so the launcher
+/// can exit 0 only when the daemon really runs.
+pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
+    let setup = setup(&config);
+    if let Some(mut report) = report {
+        // Dropped right after: the launcher reads one line and exits.
+        let _ = match &setup {
+            Ok(_) => writeln!(report, "ok"),
+            Err(e) => writeln!(report, "err {}", e.0),
+        };
+    }
+    let (pid_file, listener, signals, stdin) = setup?;
     let env = std::env::vars_os().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()).collect();
 
     // From now on, we must not die.
     let mut daemon = Daemon {
         config,
         slots: Vec::new(),
-        log: Log::stderr(),
+        log: Log,
         signals,
         listener,
         clients: Vec::new(),
         stdin,
         env,
         exit: false,
+        use_pidfd: std::env::var_os("MI7SOFT_NO_PIDFD").is_none(),
+        next_check: None,
+        dirty: true,
+        last_state: String::new(),
+        state_failing: false,
     };
-    daemon.log.info(format_args!("started (pid {}), config {}, {} services", sys::getpid(), daemon.config.path.display(), daemon.config.services.len()));
-    let defs: Vec<ServiceDef> = daemon.config.services.clone();
-    for def in defs {
-        daemon.add(def);
-    }
+    daemon.log.info(format_args!(
+        "started (pid {}), config {}, {} services",
+        sys::getpid(),
+        daemon.config.path.display(),
+        daemon.config.services.len()
+    ));
+    daemon.adopt_and_start();
+    daemon.persist();
     daemon.run_loop();
 
     let _ = std::fs::remove_file(&daemon.config.daemon.control_socket);
+    daemon.persist();
     daemon.log.info("exiting; services left running");
     pid_file.remove();
     Ok(())
+}
+
+/// Everything that may still fail and stop the daemon from starting.
+fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File), SetupError> {
+    let pid_file = PidFile::acquire(&config.daemon.pid_file).map_err(|e| match e {
+        PidFileError::Locked(Some(pid)) => SetupError(format!("already running (pid {pid})")),
+        PidFileError::Locked(None) => {
+            SetupError(format!("already running ({} is locked)", config.daemon.pid_file.display()))
+        }
+        PidFileError::Io(e) => SetupError(format!("pid file {}", msg::path_error(&config.daemon.pid_file, &e))),
+    })?;
+    let socket = &config.daemon.control_socket;
+    let listener = bind_control_socket(socket)
+        .map_err(|e| SetupError(format!("control socket {}", msg::path_error(socket, &e))))?;
+    let signals = SignalPipe::install().map_err(|e| SetupError(format!("signal handlers: {}", msg::io_error(&e))))?;
+    let stdin = File::open("/dev/null").map_err(|e| SetupError(msg::path_error(Path::new("/dev/null"), &e)))?;
+    if config.daemon.subreaper {
+        sys::become_subreaper().map_err(|e| SetupError(format!("subreaper = true: {}", msg::io_error(&e))))?;
+    }
+    // Whatever the daemon inherited (beyond stdio) is not for its services.
+    sys::cloexec_inherited().map_err(|e| SetupError(format!("/proc/self/fd: {}", msg::io_error(&e))))?;
+    Ok((pid_file, listener, signals, stdin))
 }
 
 /// Binds the control socket with mode 0600. A leftover socket file is
@@ -157,7 +240,8 @@ impl Daemon {
         loop {
             let now = Instant::now();
             let timeout = self.next_deadline().map(|d| d.saturating_duration_since(now));
-            let mut fds = vec![PollFd::new(self.signals.fd(), sys::POLLIN), PollFd::new(self.listener.as_raw_fd(), sys::POLLIN)];
+            let mut fds =
+                vec![PollFd::new(self.signals.fd(), sys::POLLIN), PollFd::new(self.listener.as_raw_fd(), sys::POLLIN)];
             for client in &self.clients {
                 let events = match client.phase {
                     Phase::Reading => sys::POLLIN,
@@ -165,6 +249,14 @@ impl Daemon {
                     Phase::Writing => sys::POLLOUT,
                 };
                 fds.push(PollFd::new(client.stream.as_raw_fd(), events));
+            }
+            let n_clients = self.clients.len();
+            let mut watched = Vec::new();
+            for (index, slot) in self.slots.iter().enumerate() {
+                if let Watch::Pidfd(fd) = &slot.watch {
+                    fds.push(PollFd::new(fd.as_raw_fd(), sys::POLLIN));
+                    watched.push(index);
+                }
             }
             if let Err(e) = sys::poll(&mut fds, timeout) {
                 self.log.error(format_args!("poll: {}", msg::io_error(&e)));
@@ -177,13 +269,22 @@ impl Daemon {
                 }
             }
             self.reap(now);
+            let ended: Vec<usize> =
+                watched.iter().zip(&fds[2 + n_clients..]).filter(|(_, fd)| fd.ready()).map(|(&i, _)| i).collect();
+            for index in ended {
+                self.adopted_ended(index, now);
+            }
+            if self.next_check.is_some_and(|at| at <= now) {
+                self.check_polled(now);
+            }
             self.fire_deadlines(now);
             if fds[1].ready() {
                 self.accept(now);
             }
-            let ready: Vec<bool> = fds[2..].iter().map(PollFd::ready).collect();
+            let ready: Vec<bool> = fds[2..2 + n_clients].iter().map(PollFd::ready).collect();
             self.serve_clients(&ready, now);
             self.drop_retired();
+            self.persist();
 
             if self.exit && !self.clients.iter().any(|c| matches!(c.phase, Phase::Waiting(Wait::ShutdownAll))) {
                 self.flush_clients();
@@ -195,7 +296,7 @@ impl Daemon {
     fn next_deadline(&self) -> Option<Instant> {
         let services = self.slots.iter().filter_map(|s| s.service.deadline);
         let clients = self.clients.iter().map(|c| c.deadline);
-        services.chain(clients).min()
+        services.chain(clients).chain(self.next_check).min()
     }
 
     fn on_signal(&mut self, signal: libc::c_int, now: Instant) {
@@ -218,16 +319,224 @@ impl Daemon {
         }
     }
 
+    // -- Adoption and the state file ----------------------------------------
+
+    /// Takes back every recorded process that still runs, then starts what
+    /// is missing, then applies config changes made while the daemon was
+    /// down, exactly as a reload would.
+    fn adopt_and_start(&mut self) {
+        let path = self.config.daemon.state_file.clone();
+        let (records, warnings) = state::read(&path);
+        for warning in warnings {
+            self.log.warning(format_args!("state file {}: {warning}", path.display()));
+        }
+        let now = Instant::now();
+        let mut changed = Vec::new();
+        for record in &records {
+            let label = key_label(&(record.name.clone(), record.instance));
+            if self.slots.iter().any(|s| s.service.name == record.name && s.service.instance == record.instance) {
+                self.log
+                    .warning(format_args!("state file {}: {label} recorded twice; using the first", path.display()));
+                continue;
+            }
+            if state::process_starttime(record.pid) != Some(record.starttime) {
+                self.log.info(format_args!(
+                    "{label}: pid {} ended while the daemon was down (or the pid now belongs to another process)",
+                    record.pid
+                ));
+                // The restart policy applies as if the exit had been seen.
+                let Some(def) = self.config.services.iter().find(|d| d.name == record.name) else { continue };
+                if !def.auto_restart && record.instance > 0 {
+                    continue;
+                }
+                let mut slot = Slot::new(Rc::new(def.clone()), record.instance);
+                slot.service.n_restarts = record.restarts;
+                slot.service.last_exit = Some("ended while the daemon was down".into());
+                slot.service.state = State::Exited;
+                self.slots.push(slot);
+                if def.auto_restart {
+                    let index = self.slots.len() - 1;
+                    self.dispatch(index, Event::Start, now);
+                }
+                continue;
+            }
+            let def = self.config.services.iter().find(|d| d.name == record.name).cloned();
+            let removed = def.is_none();
+            // A service removed while the daemon was down is adopted only to
+            // be stopped, as a reload would; it keeps the recorded command.
+            let def = def.unwrap_or_else(|| ServiceDef {
+                name: record.name.clone(),
+                command: "(removed from the config)".into(),
+                args: Vec::new(),
+                working_directory: None,
+                auto_restart: false,
+                max_instances: 1,
+                autostart: false,
+                environment: Vec::new(),
+            });
+            let uptime = state::seconds_since_boot()
+                .map(|boot| boot - record.starttime as f64 / sys::clock_ticks() as f64)
+                .map_or(Duration::ZERO, |secs| Duration::from_secs_f64(secs.max(0.0)));
+            let since = now.checked_sub(uptime).unwrap_or(now);
+            let mut slot = Slot::new(Rc::new(def.clone()), record.instance);
+            slot.service =
+                Service::adopted(&def.name, record.instance, def.auto_restart, record.pid, since, record.restarts);
+            slot.starttime = record.starttime;
+            slot.started_at = record.started_at;
+            slot.watch = self.watch(record.pid);
+            slot.retired = removed;
+            self.log.info(format_args!(
+                "{label}: adopted pid {} (up {})",
+                record.pid,
+                msg::short_duration(uptime.as_secs())
+            ));
+            self.slots.push(slot);
+            if removed {
+                let index = self.slots.len() - 1;
+                self.log.info(format_args!("{label}: removed from the config while the daemon was down; stopping it"));
+                self.dispatch(index, Event::Stop, now);
+            } else if record.fingerprint != def.fingerprint() && !changed.contains(&def.name) {
+                changed.push(def.name.clone());
+            }
+        }
+        // Keep config order: adopted instances first sorted into place,
+        // then services nothing was recorded for.
+        let order = |name: &str| self.config.services.iter().position(|d| d.name == name).unwrap_or(usize::MAX);
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.sort_by_key(|s| (order(&s.service.name), s.service.instance));
+        self.slots = slots;
+        let defs = self.config.services.clone();
+        for def in defs {
+            if !self.slots.iter().any(|s| s.service.name == def.name) {
+                self.add(def);
+            }
+        }
+        for name in changed {
+            self.log.info(format_args!("{name}: definition changed while the daemon was down; restarting"));
+            for index in self.select(&name).unwrap_or_default() {
+                if self.slots[index].service.state.is_up() {
+                    self.dispatch(index, Event::Stop, now);
+                    self.dispatch(index, Event::Start, now);
+                }
+            }
+        }
+        let n_polled = self.slots.iter().filter(|s| matches!(s.watch, Watch::Poll)).count();
+        let n_pidfd = self.slots.iter().filter(|s| matches!(s.watch, Watch::Pidfd(_))).count();
+        if n_pidfd > 0 {
+            self.log.info(format_args!("watching {n_pidfd} adopted processes with pidfds"));
+        }
+        if n_polled > 0 {
+            self.log.info(format_args!(
+                "watching {n_polled} adopted processes by checking every {}s (no pidfd)",
+                self.config.daemon.check_interval
+            ));
+        }
+    }
+
+    /// How to watch an adopted process: a pidfd where the kernel has them.
+    fn watch(&mut self, pid: sys::Pid) -> Watch {
+        if self.use_pidfd {
+            match sys::pidfd_open(pid) {
+                Ok(fd) => return Watch::Pidfd(fd),
+                Err(e) => {
+                    self.log.warning(format_args!(
+                        "pidfd_open: {}; watching adopted processes by polling instead",
+                        msg::io_error(&e)
+                    ));
+                    self.use_pidfd = false;
+                }
+            }
+        }
+        if self.next_check.is_none() {
+            self.next_check = Some(Instant::now() + self.check_interval());
+        }
+        Watch::Poll
+    }
+
+    fn check_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.daemon.check_interval))
+    }
+
+    /// An adopted process ended (its pidfd turned readable, or a check found
+    /// it gone): feed the exit to its state machine.
+    fn adopted_ended(&mut self, index: usize, now: Instant) {
+        let Some(pid) = self.slots[index].service.state.pid() else { return };
+        self.slots[index].watch = Watch::Child;
+        self.log.info(format_args!("{}: adopted pid {pid} ended", label(&self.slots[index].service)));
+        self.dispatch(index, Event::Exited(ExitStatus::Unknown), now);
+    }
+
+    /// The fallback watcher: an adopted process is gone when its pid no
+    /// longer exists or now belongs to another process (new start time).
+    fn check_polled(&mut self, now: Instant) {
+        let mut any = false;
+        for index in 0..self.slots.len() {
+            let slot = &self.slots[index];
+            if !matches!(slot.watch, Watch::Poll) {
+                continue;
+            }
+            any = true;
+            let Some(pid) = slot.service.state.pid() else { continue };
+            if state::process_starttime(pid) != Some(slot.starttime) {
+                self.adopted_ended(index, now);
+            }
+        }
+        let any = any && self.slots.iter().any(|s| matches!(s.watch, Watch::Poll));
+        self.next_check = any.then(|| now + self.check_interval());
+    }
+
+    /// Writes the state file if what it records changed.
+    fn persist(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        let records: Vec<Record> = self
+            .slots
+            .iter()
+            .filter_map(|slot| {
+                let pid = slot.service.state.pid()?;
+                Some(Record {
+                    name: slot.service.name.clone(),
+                    instance: slot.service.instance,
+                    pid,
+                    starttime: slot.starttime,
+                    started_at: slot.started_at,
+                    restarts: slot.service.n_restarts,
+                    fingerprint: slot.def.fingerprint(),
+                })
+            })
+            .collect();
+        let text = state::render(&records);
+        if text == self.last_state {
+            return;
+        }
+        let path = &self.config.daemon.state_file;
+        match state::write(path, &text) {
+            Ok(()) => {
+                if self.state_failing {
+                    self.log.info(format_args!("state file {}: written again", path.display()));
+                }
+                self.state_failing = false;
+                self.last_state = text;
+            }
+            Err(e) => {
+                if !self.state_failing {
+                    self.log.error(format_args!("state file {}; will retry", msg::path_error(path, &e)));
+                }
+                self.state_failing = true;
+                // Retry on the next change, or at the next check.
+                self.dirty = true;
+            }
+        }
+    }
+
     // -- Processes ---------------------------------------------------------
 
     /// Adds instance 0 of a new service and starts it if autostart says so.
     fn add(&mut self, def: ServiceDef) {
         let def = Rc::new(def);
-        self.slots.push(Slot {
-            service: Service::new(&def.name, 0, def.auto_restart),
-            def: Rc::clone(&def),
-            retired: false,
-        });
+        self.slots.push(Slot::new(Rc::clone(&def), 0));
         if def.autostart {
             let index = self.slots.len() - 1;
             self.dispatch(index, Event::Start, Instant::now());
@@ -236,7 +545,9 @@ impl Daemon {
 
     /// Feeds one event to an instance and performs the resulting actions.
     fn dispatch(&mut self, index: usize, event: Event, now: Instant) {
+        let before = self.slots[index].service.state.pid();
         let actions = self.slots[index].service.step(event, now);
+        self.dirty |= self.slots[index].service.state.pid() != before;
         for action in actions {
             match action {
                 Action::Spawn => {
@@ -247,7 +558,11 @@ impl Daemon {
                     if let Err(e) = sys::kill_group(pid, signal) {
                         if e.raw_os_error() != Some(libc::ESRCH) {
                             let label = label(&self.slots[index].service);
-                            self.log.warning(format_args!("{label}: signal {} to process group {pid}: {}", sys::signal_name(signal), msg::io_error(&e)));
+                            self.log.warning(format_args!(
+                                "{label}: signal {} to process group {pid}: {}",
+                                sys::signal_name(signal),
+                                msg::io_error(&e)
+                            ));
                         }
                     }
                 }
@@ -269,16 +584,26 @@ impl Daemon {
             env.push(format!("{k}={v}").into_bytes());
         }
         let cwd = def.working_directory.as_deref().or_else(|| self.config.path.parent());
-        let result = Spawn::new(&def.command, &def.args, &env, cwd).map_err(|e| format!("{}: {}", def.command, msg::io_error(&e))).and_then(|spawn| {
-            spawn.run(&self.stdin).map_err(|e| match e.stage {
-                sys::SpawnStage::Exec => format!("exec {}: {}", def.command, msg::io_error(&e.error)),
-                sys::SpawnStage::Chdir => format!("chdir {}: {}", cwd.unwrap_or(Path::new("/")).display(), msg::io_error(&e.error)),
-                sys::SpawnStage::Setup => format!("spawn: {}", msg::io_error(&e.error)),
-            })
-        });
+        let result = Spawn::new(&def.command, &def.args, &env, cwd)
+            .map_err(|e| format!("{}: {}", def.command, msg::io_error(&e)))
+            .and_then(|spawn| {
+                spawn.run(&self.stdin).map_err(|e| match e.stage {
+                    sys::SpawnStage::Exec => {
+                        format!("exec {}: {}", def.command, msg::io_error(&e.error))
+                    }
+                    sys::SpawnStage::Chdir => {
+                        format!("chdir {}: {}", cwd.unwrap_or(Path::new("/")).display(), msg::io_error(&e.error))
+                    }
+                    sys::SpawnStage::Setup => format!("spawn: {}", msg::io_error(&e.error)),
+                })
+            });
         match result {
             Ok(pid) => {
                 self.log.info(format_args!("{label}: started (pid {pid})"));
+                let slot = &mut self.slots[index];
+                slot.watch = Watch::Child;
+                slot.starttime = state::process_starttime(pid).unwrap_or(0);
+                slot.started_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 Event::Spawned(pid)
             }
             Err(reason) => {
@@ -297,8 +622,13 @@ impl Daemon {
             self.dispatch(index, Event::Exited(status), now);
             let service = &self.slots[index].service;
             let then = match service.state {
-                State::Backoff => format!("exited too soon; next start in {}s", service.deadline.map_or(0, |d| d.saturating_duration_since(now).as_secs_f64().ceil() as u64)),
-                State::Fatal => "failed too often in a row; giving up (fatal) until start-process or restart".to_string(),
+                State::Backoff => format!(
+                    "exited too soon; next start in {}s",
+                    service.deadline.map_or(0, |d| d.saturating_duration_since(now).as_secs_f64().ceil() as u64)
+                ),
+                State::Fatal => {
+                    "failed too often in a row; giving up (fatal) until start-process or restart".to_string()
+                }
                 State::Exited => "not restarted (auto_restart = false)".to_string(),
                 // Restarted (the spawn logged it) or stopped on request.
                 State::Stopped | State::Starting | State::Running { .. } | State::Stopping { .. } => continue,
@@ -311,7 +641,11 @@ impl Daemon {
         for index in 0..self.slots.len() {
             if self.slots[index].service.deadline.is_some_and(|d| d <= now) {
                 if let State::Stopping { pid, .. } = self.slots[index].service.state {
-                    self.log.warning(format_args!("{}: pid {pid} did not stop within {}s; sending KILL", label(&self.slots[index].service), STOP_TIMEOUT.as_secs()));
+                    self.log.warning(format_args!(
+                        "{}: pid {pid} did not stop within {}s; sending KILL",
+                        label(&self.slots[index].service),
+                        STOP_TIMEOUT.as_secs()
+                    ));
                 }
                 self.dispatch(index, Event::Deadline, now);
             }
@@ -319,7 +653,7 @@ impl Daemon {
     }
 
     fn drop_retired(&mut self) {
-        self.slots.retain(|s| !(s.retired && !s.service.state.is_up()));
+        self.slots.retain(|s| !s.retired || s.service.state.is_up());
     }
 
     /// The instances a request names: `web` (all of them) or `web:1`.
@@ -355,52 +689,57 @@ impl Daemon {
     // -- Requests ----------------------------------------------------------
 
     /// Handles a request: either the reply now, or a wait to finish later.
-    fn handle(&mut self, request: Request, now: Instant) -> Result<(Vec<String>, Option<Wait>), (Vec<String>, String)> {
+    fn handle(&mut self, request: Request, now: Instant) -> Outcome {
+        let refuse = |message: String| (vec![], message);
         match request {
             Request::Status { name } => {
                 let indices = match &name {
-                    Some(name) => self.select(name).map_err(|e| (vec![], e))?,
+                    Some(name) => match self.select(name) {
+                        Ok(indices) => indices,
+                        Err(e) => return Outcome::Reply(Err(refuse(e))),
+                    },
                     None => (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect(),
                 };
-                Ok((vec![self.status_document(&indices, now).serialize_json()], None))
+                Outcome::Reply(Ok(vec![self.status_document(&indices, now).serialize_json()]))
             }
             Request::Start { name } => {
-                let index = self.start_target(&name).map_err(|e| (vec![], e))?;
+                let index = match self.start_target(&name) {
+                    Ok(index) => index,
+                    Err(e) => return Outcome::Reply(Err(refuse(e))),
+                };
                 self.dispatch(index, Event::Start, now);
                 let service = &self.slots[index].service;
-                match service.state.pid() {
-                    Some(pid) => Ok((vec![format!("{}: started (pid {pid})", label(service))], None)),
-                    None => Err((vec![], format!("{}: failed to start: {}", label(service), service.last_exit.as_deref().unwrap_or("unknown error")))),
-                }
+                Outcome::Reply(match service.state.pid() {
+                    Some(pid) => Ok(vec![format!("{}: started (pid {pid})", label(service))]),
+                    None => Err(refuse(format!(
+                        "{}: failed to start: {}",
+                        label(service),
+                        service.last_exit.as_deref().unwrap_or("unknown error")
+                    ))),
+                })
             }
             Request::Stop { target } => {
                 let indices = match target {
-                    Target::All => (0..self.slots.len()).collect(),
-                    Target::Name(name) => self.select(&name).map_err(|e| (vec![], e))?,
+                    Target::All => Ok((0..self.slots.len()).collect()),
+                    Target::Name(name) => self.select(&name),
                 };
-                let keys = indices.iter().map(|&i| (self.key(i), self.slots[i].service.state.pid())).collect();
-                for index in indices {
-                    self.dispatch(index, Event::Stop, now);
+                match indices {
+                    Ok(indices) => Outcome::Wait(self.stop_each(&indices, false, now)),
+                    Err(e) => Outcome::Reply(Err(refuse(e))),
                 }
-                Ok((vec![], Some(Wait::Down(keys))))
             }
-            Request::Restart { name } => {
-                let indices = self.select(&name).map_err(|e| (vec![], e))?;
-                let keys = indices.iter().map(|&i| (self.key(i), self.slots[i].service.state.pid())).collect();
-                for index in indices {
-                    self.dispatch(index, Event::Stop, now);
-                    self.dispatch(index, Event::Start, now);
-                }
-                Ok((vec![], Some(Wait::Restarted(keys))))
-            }
-            Request::Reload => match self.reload(now) {
-                (true, lines) => Ok((lines, None)),
-                (false, lines) => Err((lines, "reload rejected; the running config is unchanged".into())),
+            Request::Restart { name } => match self.select(&name) {
+                Ok(indices) => Outcome::Wait(self.stop_each(&indices, true, now)),
+                Err(e) => Outcome::Reply(Err(refuse(e))),
             },
+            Request::Reload => Outcome::Reply(match self.reload(now) {
+                (true, lines) => Ok(lines),
+                (false, lines) => Err((lines, "reload rejected; the running config is unchanged".into())),
+            }),
             Request::Shutdown { stop_all: false } => {
                 self.log.info("shutdown requested: exiting, services keep running");
                 self.exit = true;
-                Ok((vec!["daemon exiting; services left running".into()], None))
+                Outcome::Reply(Ok(vec!["daemon exiting; services left running".into()]))
             }
             Request::Shutdown { stop_all: true } => {
                 self.log.info("shutdown --stop-all requested: stopping every service, then exiting");
@@ -408,9 +747,22 @@ impl Daemon {
                     self.dispatch(index, Event::Stop, now);
                 }
                 self.exit = true;
-                Ok((vec![], Some(Wait::ShutdownAll)))
+                Outcome::Wait(Wait::ShutdownAll)
             }
         }
+    }
+
+    /// Stops (and with `then_start`, restarts) instances; the wait that
+    /// answers once they are down (or up again).
+    fn stop_each(&mut self, indices: &[usize], then_start: bool, now: Instant) -> Wait {
+        let keys = indices.iter().map(|&i| (self.key(i), self.slots[i].service.state.pid())).collect();
+        for &index in indices {
+            self.dispatch(index, Event::Stop, now);
+            if then_start {
+                self.dispatch(index, Event::Start, now);
+            }
+        }
+        if then_start { Wait::Restarted(keys) } else { Wait::Down(keys) }
     }
 
     /// Which instance `start-process NAME` starts: the named instance, the
@@ -420,7 +772,9 @@ impl Daemon {
         if name.contains(':') || indices.len() > 1 && indices.iter().all(|&i| !self.slots[i].service.state.is_up()) {
             return Ok(indices[0]);
         }
-        if let Some(&index) = indices.iter().find(|&&i| !self.slots[i].service.state.is_up() || self.slots[i].service.want == Want::Down) {
+        if let Some(&index) =
+            indices.iter().find(|&&i| !self.slots[i].service.state.is_up() || self.slots[i].service.want == Want::Down)
+        {
             return Ok(index);
         }
         let def = Rc::clone(&self.slots[indices[0]].def);
@@ -429,14 +783,7 @@ impl Daemon {
         }
         let instance = (0..).find(|n| !indices.iter().any(|&i| self.slots[i].service.instance == *n)).unwrap_or(0);
         let at = indices[indices.len() - 1] + 1;
-        self.slots.insert(
-            at,
-            Slot {
-                service: Service::new(&def.name, instance, def.auto_restart),
-                def,
-                retired: false,
-            },
-        );
+        self.slots.insert(at, Slot::new(def, instance));
         Ok(at)
     }
 
@@ -463,7 +810,9 @@ impl Daemon {
             }
         }
         for def in &new.services {
-            let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].retired && self.slots[i].service.name == def.name).collect();
+            let indices: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| !self.slots[i].retired && self.slots[i].service.name == def.name)
+                .collect();
             if indices.is_empty() {
                 added.push(def.name.clone());
                 self.add(def.clone());
@@ -487,8 +836,19 @@ impl Daemon {
         if new.daemon != self.config.daemon {
             lines.push("note: [daemon] settings changed; they take effect when the daemon is restarted".to_string());
         }
-        let list = |names: &[String]| if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) };
-        lines.push(format!("reloaded {}: {} added{}, {} removed{}, {} restarted{}, {unchanged} unchanged", new.path.display(), added.len(), list(&added), removed.len(), list(&removed), changed.len(), list(&changed)));
+        let list = |names: &[String]| {
+            if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
+        };
+        lines.push(format!(
+            "reloaded {}: {} added{}, {} removed{}, {} restarted{}, {unchanged} unchanged",
+            new.path.display(),
+            added.len(),
+            list(&added),
+            removed.len(),
+            list(&removed),
+            changed.len(),
+            list(&changed)
+        ));
         self.config.services = new.services;
         (true, lines)
     }
@@ -505,7 +865,9 @@ impl Daemon {
                 .map(|&i| {
                     let s = &self.slots[i].service;
                     let uptime = match s.state {
-                        State::Running { since, .. } | State::Stopping { since, .. } => Some(now.saturating_duration_since(since).as_secs()),
+                        State::Running { since, .. } | State::Stopping { since, .. } => {
+                            Some(now.saturating_duration_since(since).as_secs())
+                        }
                         _ => None,
                     };
                     status::ProcessInfo {
@@ -534,7 +896,9 @@ impl Daemon {
                     .iter()
                     .zip(services)
                     .map(|((key, pid), service)| match (pid, service) {
-                        (Some(pid), Some(s)) => format!("{}: stopped (pid {pid}, {})", label(s), s.last_exit.as_deref().unwrap_or("?")),
+                        (Some(pid), Some(s)) => {
+                            format!("{}: stopped (pid {pid}, {})", label(s), s.last_exit.as_deref().unwrap_or("?"))
+                        }
                         (Some(pid), None) => format!("{}: stopped (pid {pid})", key.0),
                         (None, _) => format!("{}: was not running", key_label(key)),
                     })
@@ -547,10 +911,18 @@ impl Daemon {
                         return Some(Err(format!("{}: removed while restarting", key_label(key))));
                     };
                     match s.state {
-                        State::Running { pid, .. } if Some(pid) != *old => lines.push(format!("{}: restarted (pid {pid})", label(s))),
-                        State::Running { .. } | State::Stopping { .. } | State::Starting => return None,
+                        State::Running { pid, .. } if Some(pid) != *old => {
+                            lines.push(format!("{}: restarted (pid {pid})", label(s)))
+                        }
+                        State::Running { .. } | State::Stopping { .. } | State::Starting => {
+                            return None;
+                        }
                         State::Stopped | State::Backoff | State::Exited | State::Fatal => {
-                            return Some(Err(format!("{}: failed to restart: {}", label(s), s.last_exit.as_deref().unwrap_or("unknown error"))));
+                            return Some(Err(format!(
+                                "{}: failed to restart: {}",
+                                label(s),
+                                s.last_exit.as_deref().unwrap_or("unknown error")
+                            )));
                         }
                     }
                 }
@@ -614,18 +986,19 @@ impl Daemon {
             if ready {
                 match client.read_line() {
                     Ok(Some(line)) => {
-                        let result = match std::str::from_utf8(&line).map_err(|_| "request is not UTF-8".to_string()).and_then(|l| Request::parse(l.trim_end_matches('\r'))) {
+                        let outcome = match std::str::from_utf8(&line)
+                            .map_err(|_| "request is not UTF-8".to_string())
+                            .and_then(|l| Request::parse(l.trim_end_matches('\r')))
+                        {
                             Ok(request) => self.handle(request, now),
-                            Err(e) => Err((vec![], e)),
+                            Err(e) => Outcome::Reply(Err((vec![], e))),
                         };
-                        match result {
-                            Ok((lines, Some(wait))) => {
-                                client.output = lines.iter().map(|l| format!("{l}\n")).collect::<String>().into_bytes();
+                        match outcome {
+                            Outcome::Wait(wait) => {
                                 client.phase = Phase::Waiting(wait);
                                 client.deadline = now + WAIT_TIMEOUT;
                             }
-                            Ok((lines, None)) => client.reply(Ok(lines), now),
-                            Err(e) => client.reply(Err(e), now),
+                            Outcome::Reply(answer) => client.reply(answer, now),
                         }
                     }
                     Ok(None) => {}
@@ -641,7 +1014,9 @@ impl Daemon {
         if let Phase::Waiting(wait) = &client.phase {
             match self.check_wait(wait) {
                 Some(result) => client.reply(result.map_err(|e| (vec![], e)), now),
-                None if now >= client.deadline => client.reply(Err((vec![], "timed out waiting for the processes".into())), now),
+                None if now >= client.deadline => {
+                    client.reply(Err((vec![], "timed out waiting for the processes".into())), now)
+                }
                 None => {}
             }
         }
@@ -696,7 +1071,7 @@ impl Client {
     }
 
     /// Queues the final reply (after any payload already queued).
-    fn reply(&mut self, result: Result<Vec<String>, (Vec<String>, String)>, now: Instant) {
+    fn reply(&mut self, result: Answer, now: Instant) {
         let (lines, last) = match result {
             Ok(lines) => (lines, "ok".to_string()),
             Err((lines, message)) => (lines, format!("err {}", message.replace('\n', " "))),

@@ -8,7 +8,8 @@
 //! - [`config`] turns daemon.toml into checked plain data;
 //! - [`service`] is the pure per-instance state machine;
 //! - [`daemon`] is the poll loop that performs the machine's actions;
-//! - [`sys`] is the only place with `unsafe` (libc calls);
+//! - [`state`] is the state file that lets a new daemon adopt services;
+//! - [`sys`] is the only module that calls libc directly;
 //! - [`msg`] and [`status`] are everything the user reads.
 
 #![deny(unsafe_code)]
@@ -20,6 +21,7 @@ mod daemon;
 mod msg;
 mod pidfile;
 mod service;
+mod state;
 mod status;
 #[allow(unsafe_code)]
 mod sys;

@@ -7,7 +7,6 @@
 //! `2026-11-29T14:05:01Z info: web: started (pid 123)`.
 
 use std::fmt::Display;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,29 +55,17 @@ impl Level {
     }
 }
 
-/// The daemon's log: stderr in the foreground, or an append-only file.
-pub struct Log {
-    file: Option<File>,
-}
+/// The daemon's log. It always writes to stderr: in the foreground that is
+/// the terminal or the init system's log; with --daemonize, stderr is the
+/// log file (see `cli::detach_stdio`).
+pub struct Log;
 
 impl Log {
-    pub fn stderr() -> Log {
-        Log { file: None }
-    }
-
-    pub fn file(path: &Path) -> io::Result<Log> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Log { file: Some(file) })
-    }
-
     /// Writes one line. A failing log (disk full) must never stop
     /// supervision, so write errors are dropped here on purpose.
     pub fn write(&mut self, level: Level, message: impl Display) {
         let line = format!("{} {}: {}\n", utc_timestamp(SystemTime::now()), level.name(), message);
-        let _ = match &mut self.file {
-            Some(file) => file.write_all(line.as_bytes()),
-            None => io::stderr().write_all(line.as_bytes()),
-        };
+        let _ = io::stderr().write_all(line.as_bytes());
     }
 
     pub fn info(&mut self, message: impl Display) {

@@ -26,7 +26,14 @@ pub enum PidFileError {
 impl PidFile {
     /// Opens, locks and fills in the pid file.
     pub fn acquire(path: &Path) -> Result<PidFile, PidFileError> {
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path).map_err(PidFileError::Io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map_err(PidFileError::Io)?;
         if !sys::try_lock_exclusive(&file).map_err(PidFileError::Io)? {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
@@ -35,10 +42,7 @@ impl PidFile {
         file.set_len(0).map_err(PidFileError::Io)?;
         file.rewind().map_err(PidFileError::Io)?;
         file.write_all(format!("{}\n", sys::getpid()).as_bytes()).map_err(PidFileError::Io)?;
-        Ok(PidFile {
-            path: path.to_path_buf(),
-            _file: file,
-        })
+        Ok(PidFile { path: path.to_path_buf(), _file: file })
     }
 
     /// Removes the file while still holding the lock, so no second daemon

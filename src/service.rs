@@ -35,9 +35,15 @@ pub enum State {
     /// A spawn was asked for and its outcome is not in yet. Only ever seen
     /// between a `Spawn` action and the `Spawned`/`SpawnFailed` event.
     Starting,
-    Running { pid: Pid, since: Instant },
+    Running {
+        pid: Pid,
+        since: Instant,
+    },
     /// The stop signal was sent; waiting for the exit (or the deadline).
-    Stopping { pid: Pid, since: Instant },
+    Stopping {
+        pid: Pid,
+        since: Instant,
+    },
     /// Exited too soon; a new start is due at the deadline.
     Backoff,
     /// Exited and the policy says not to restart.
@@ -139,6 +145,24 @@ impl Service {
         }
     }
 
+    /// An instance found running from an earlier daemon's state file: up,
+    /// wanted up, with its old pid, start and restart count.
+    pub fn adopted(
+        name: &str,
+        instance: u32,
+        auto_restart: bool,
+        pid: Pid,
+        since: Instant,
+        n_restarts: u32,
+    ) -> Service {
+        let mut service = Service::new(name, instance, auto_restart);
+        service.state = State::Running { pid, since };
+        service.want = Want::Up;
+        service.n_restarts = n_restarts;
+        service.n_spawns = 1;
+        service
+    }
+
     /// Advances the state machine by one event at time `now`.
     pub fn step(&mut self, event: Event, now: Instant) -> Vec<Action> {
         use State::*;
@@ -224,7 +248,10 @@ impl Service {
 
             // Events that cannot apply to the state: a spawn result with no
             // spawn in flight, an exit with no process, a stale deadline.
-            (Stopped | Running { .. } | Stopping { .. } | Backoff | Exited | Fatal, Event::Spawned(_) | Event::SpawnFailed(_))
+            (
+                Stopped | Running { .. } | Stopping { .. } | Backoff | Exited | Fatal,
+                Event::Spawned(_) | Event::SpawnFailed(_),
+            )
             | (Stopped | Starting | Backoff | Exited | Fatal, Event::Exited(_))
             | (Stopped | Starting | Running { .. } | Exited | Fatal, Event::Deadline) => vec![],
         }
@@ -319,7 +346,10 @@ mod tests {
     fn stop_signals_the_group_then_kills_at_the_deadline() {
         let now = Instant::now();
         let mut s = running(now);
-        assert_eq!(s.step(Event::Stop, now), vec![Action::Signal(42, libc::SIGTERM), Action::Signal(42, libc::SIGCONT)]);
+        assert_eq!(
+            s.step(Event::Stop, now),
+            vec![Action::Signal(42, libc::SIGTERM), Action::Signal(42, libc::SIGCONT)]
+        );
         assert_eq!(s.deadline, Some(now + STOP_TIMEOUT));
         assert_eq!(s.step(Event::Deadline, now + STOP_TIMEOUT), vec![Action::Signal(42, libc::SIGKILL)]);
         assert_eq!(s.step(Event::Exited(ExitStatus::Signal(9)), now + STOP_TIMEOUT), vec![]);

@@ -6,6 +6,10 @@
 //! console. Keeping one document means the table, the JSON and (later) the
 //! web UI can never disagree.
 
+// nanoserde's derive expands Option fields into code that clippy would write
+// with `?`; the lint cannot be scoped to the derived impl alone.
+#![allow(clippy::question_mark)]
+
 use nanoserde::{DeJson, SerJson};
 
 #[derive(Clone, Debug, PartialEq, SerJson, DeJson)]
@@ -43,12 +47,11 @@ impl ProcessInfo {
 /// The status table, at most `width` columns wide. `colour` adds ANSI
 /// colours to the state column (only when stdout is a terminal).
 pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
-    let labels: Vec<String> = processes
-        .iter()
-        .map(|p| p.label(processes.iter().filter(|q| q.name == p.name).count()))
-        .collect();
+    let labels: Vec<String> =
+        processes.iter().map(|p| p.label(processes.iter().filter(|q| q.name == p.name).count())).collect();
     let name_w = labels.iter().map(|l| l.len()).max().unwrap_or(0).clamp(4, 24);
-    let header = format!("{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8}  LAST EXIT", "NAME", "STATE", "PID", "UPTIME", "RESTARTS");
+    let header =
+        format!("{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8}  LAST EXIT", "NAME", "STATE", "PID", "UPTIME", "RESTARTS");
     let mut out = String::new();
     out.push_str(&fit(&header, width));
     out.push('\n');
@@ -57,7 +60,8 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
         let uptime = p.uptime_secs.map_or("-".to_string(), crate::msg::short_duration);
         let last_exit = p.last_exit.as_deref().unwrap_or("-");
         let state = format!("{:<8}", p.state);
-        let line = format!("{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {last_exit}", fit(label, name_w), p.restarts);
+        let line =
+            format!("{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {last_exit}", fit(label, name_w), p.restarts);
         let line = fit(&line, width);
         if colour {
             let code = match p.state.as_str() {
@@ -106,11 +110,7 @@ mod tests {
     #[test]
     fn json_has_the_documented_shape() {
         let doc = Document {
-            daemon: DaemonInfo {
-                pid: 1,
-                version: "0.1.0".into(),
-                config: "/etc/daemon.toml".into(),
-            },
+            daemon: DaemonInfo { pid: 1, version: "0.1.0".into(), config: "/etc/daemon.toml".into() },
             processes: vec![info("web", 0, "stopped", None)],
         };
         let json = doc.serialize_json();
@@ -124,7 +124,11 @@ mod tests {
     #[test]
     fn table_fits_80_columns_and_labels_instances() {
         let long = "exec /usr/local/bin/a-very-long-program-name: No such file or directory";
-        let rows = [info("web", 0, "running", None), info("web", 1, "backoff", Some(long)), info("a-very-long-service-name-indeed-yes", 0, "fatal", Some(long))];
+        let rows = [
+            info("web", 0, "running", None),
+            info("web", 1, "backoff", Some(long)),
+            info("a-very-long-service-name-indeed-yes", 0, "fatal", Some(long)),
+        ];
         let table = table(&rows, 80, false);
         for line in table.lines() {
             assert!(line.chars().count() <= 80, "{line:?} is {} wide", line.chars().count());

@@ -27,11 +27,7 @@ pub type Pid = libc::pid_t;
 
 /// Turns the `-1` convention of libc into an `io::Error` carrying `errno`.
 fn cerr<T: Copy + PartialEq + From<i8>>(ret: T) -> io::Result<T> {
-    if ret == T::from(-1) {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret == T::from(-1) { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 /// Like [`cerr`] but retries while the call is interrupted by a signal.
@@ -51,8 +47,7 @@ fn cerr_retry<T: Copy + PartialEq + From<i8>>(mut call: impl FnMut() -> T) -> io
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// The signals the event loop wants to hear about.
-pub const HANDLED_SIGNALS: [libc::c_int; 4] =
-    [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+pub const HANDLED_SIGNALS: [libc::c_int; 4] = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
 extern "C" fn on_signal(signal: libc::c_int) {
     // Only async-signal-safe calls here: load, write, and errno save/restore.
@@ -88,10 +83,7 @@ impl SignalPipe {
             set_handler(signal, on_signal as *const () as libc::sighandler_t)?;
         }
         set_handler(libc::SIGPIPE, libc::SIG_IGN)?;
-        Ok(SignalPipe {
-            read,
-            _write: write,
-        })
+        Ok(SignalPipe { read, _write: write })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -157,10 +149,7 @@ pub fn signal_name(signal: libc::c_int) -> String {
         (libc::SIGCONT, "CONT"),
         (libc::SIGSTOP, "STOP"),
     ];
-    NAMES
-        .iter()
-        .find(|(n, _)| *n == signal)
-        .map_or_else(|| signal.to_string(), |(_, name)| (*name).to_string())
+    NAMES.iter().find(|(n, _)| *n == signal).map_or_else(|| signal.to_string(), |(_, name)| (*name).to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -171,6 +160,9 @@ pub fn signal_name(signal: libc::c_int) -> String {
 pub enum ExitStatus {
     Code(i32),
     Signal(i32),
+    /// An adopted process (not our child) ended; the kernel tells only
+    /// its parent how.
+    Unknown,
 }
 
 impl std::fmt::Display for ExitStatus {
@@ -178,6 +170,7 @@ impl std::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(code) => write!(f, "exit {code}"),
             ExitStatus::Signal(signal) => write!(f, "signal {} ({})", signal, signal_name(*signal)),
+            ExitStatus::Unknown => write!(f, "ended (adopted: status unknown)"),
         }
     }
 }
@@ -211,12 +204,6 @@ fn decode_wait_status(status: libc::c_int) -> ExitStatus {
 pub fn kill_group(pgid: Pid, signal: libc::c_int) -> io::Result<()> {
     // SAFETY: kill takes no pointers; a negative pid names a process group.
     cerr(unsafe { libc::kill(-pgid, signal) }).map(drop)
-}
-
-/// Sends `signal` to one process; signal 0 only checks that it exists.
-pub fn kill(pid: Pid, signal: libc::c_int) -> io::Result<()> {
-    // SAFETY: kill takes no pointers.
-    cerr(unsafe { libc::kill(pid, signal) }).map(drop)
 }
 
 pub fn getpid() -> Pid {
@@ -256,7 +243,9 @@ impl Spawn {
     /// `env` (entries `NAME=value`) and an optional working directory.
     /// Fails on an interior NUL byte.
     pub fn new(program: &str, args: &[String], env: &[Vec<u8>], cwd: Option<&Path>) -> io::Result<Spawn> {
-        let cstring = |s: Vec<u8>| CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"));
+        let cstring = |s: Vec<u8>| {
+            CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"))
+        };
         let candidates = if program.contains('/') {
             vec![cstring(program.into())?]
         } else {
@@ -280,12 +269,7 @@ impl Spawn {
             Some(dir) => Some(cstring(dir.as_os_str().as_bytes().to_vec())?),
             None => None,
         };
-        Ok(Spawn {
-            candidates,
-            argv,
-            envp,
-            cwd,
-        })
+        Ok(Spawn { candidates, argv, envp, cwd })
     }
 
     /// Forks and execs. The child gets its own session and process group
@@ -293,10 +277,7 @@ impl Spawn {
     /// stdout and stderr. Returns once the child has exec'ed, or with the
     /// error it hit before that (the child is then already reaped).
     pub fn run(&self, stdin: &File) -> Result<Pid, SpawnError> {
-        let setup = |error| SpawnError {
-            stage: SpawnStage::Setup,
-            error,
-        };
+        let setup = |error| SpawnError { stage: SpawnStage::Setup, error };
         let argv = null_terminated(&self.argv);
         let envp = null_terminated(&self.envp);
         let (err_read, err_write) = pipe(libc::O_CLOEXEC).map_err(setup)?;
@@ -344,10 +325,7 @@ impl Spawn {
             _ => SpawnStage::Setup,
         };
         let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
-        Err(SpawnError {
-            stage,
-            error: io::Error::from_raw_os_error(errno),
-        })
+        Err(SpawnError { stage, error: io::Error::from_raw_os_error(errno) })
     }
 }
 
@@ -359,7 +337,13 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
 ///
 /// # Safety
 /// Must only be called in a freshly forked child; it never returns.
-unsafe fn child_after_fork(spawn: &Spawn, argv: &[*const libc::c_char], envp: &[*const libc::c_char], stdin: RawFd, err_fd: RawFd) -> ! {
+unsafe fn child_after_fork(
+    spawn: &Spawn,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    stdin: RawFd,
+    err_fd: RawFd,
+) -> ! {
     let fail = |stage: SpawnStage, errno: libc::c_int| -> ! {
         let mut report = [stage as u8, 0, 0, 0, 0];
         report[1..].copy_from_slice(&errno.to_ne_bytes());
@@ -427,11 +411,7 @@ pub struct PollFd(libc::pollfd);
 
 impl PollFd {
     pub fn new(fd: RawFd, events: i16) -> PollFd {
-        PollFd(libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        })
+        PollFd(libc::pollfd { fd, events, revents: 0 })
     }
 
     /// The requested events happened, or the descriptor hung up or failed
@@ -476,4 +456,106 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
 pub fn umask(mask: libc::mode_t) -> libc::mode_t {
     // SAFETY: umask cannot fail and takes no pointers.
     unsafe { libc::umask(mask) }
+}
+
+// ---------------------------------------------------------------------------
+// Watching processes that are not our children.
+
+/// A pidfd for `pid` (Linux 5.3+): readable once the process has exited.
+/// `Err(ENOSYS)` on older kernels, where callers fall back to polling.
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, no pointers; on success it
+    // returns a new descriptor (close-on-exec by definition) that we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = cerr(fd)?;
+    // SAFETY: the syscall succeeded, so `fd` is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Clock ticks per second, the unit of /proc/PID/stat start times.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as u64 } else { 100 }
+}
+
+/// Makes orphaned descendants be reparented to this process, so they are
+/// reaped here instead of by init (PR_SET_CHILD_SUBREAPER).
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument.
+    cerr(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
+// ---------------------------------------------------------------------------
+// Daemon mode.
+
+/// Which side of [`detach`] we are on.
+pub enum Detached {
+    /// The process the user started: it reads the daemon's startup report
+    /// from this pipe, then exits.
+    Launcher(File),
+    /// The detached daemon (in a new session, not a session leader): it
+    /// writes its startup report to this pipe.
+    Daemon(File),
+}
+
+/// The classic double fork: the launcher keeps a pipe to a grandchild that
+/// has called setsid and whose parent has exited, so it can never regain a
+/// controlling terminal.
+///
+/// Must be called while the process has a single thread (the daemon never
+/// starts another), which is what makes running ordinary Rust code after
+/// `fork` sound here.
+pub fn detach() -> io::Result<Detached> {
+    let (read, write) = pipe(libc::O_CLOEXEC)?;
+    // SAFETY: the process is single-threaded (see above), so the child is a
+    // full copy with no lock held by a vanished thread.
+    let pid = cerr(unsafe { libc::fork() })?;
+    if pid > 0 {
+        drop(write);
+        // The middle process exits at once; reap it so it leaves no zombie.
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer.
+        let _ = cerr_retry(|| unsafe { libc::waitpid(pid, &mut status, 0) });
+        return Ok(Detached::Launcher(File::from(read)));
+    }
+    drop(read);
+    // SAFETY: setsid and fork take no pointers; single-threaded as above.
+    unsafe {
+        if libc::setsid() < 0 {
+            libc::_exit(1);
+        }
+        match libc::fork() {
+            -1 => libc::_exit(1),
+            0 => {}
+            _ => libc::_exit(0),
+        }
+    }
+    Ok(Detached::Daemon(File::from(write)))
+}
+
+/// Points `fd` (0, 1 or 2) at `file`.
+pub fn redirect(file: &File, fd: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 takes no pointers; both descriptors are valid.
+    cerr(unsafe { libc::dup2(file.as_raw_fd(), fd) }).map(drop)
+}
+
+/// Marks every open descriptor above 2 close-on-exec, so that what the
+/// daemon inherited from whoever started it never reaches a service. The
+/// daemon's own descriptors are all opened close-on-exec already.
+pub fn cloexec_inherited() -> io::Result<()> {
+    let fds: Vec<RawFd> =
+        std::fs::read_dir("/proc/self/fd")?.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    for fd in fds.into_iter().filter(|&fd| fd > 2) {
+        // SAFETY: fcntl with F_GETFD/F_SETFD takes no pointers; a descriptor
+        // that was the directory listing's own and is closed by now just
+        // fails with EBADF, which is ignored.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
 }

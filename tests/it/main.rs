@@ -3,4 +3,9 @@
 
 mod support;
 
+mod commands;
+mod config;
+mod control_socket;
+mod daemon_process;
 mod lifecycle;
+mod reload;

@@ -8,6 +8,8 @@
 //! process a test started, even those that outlived a SIGKILLed daemon.
 
 #![allow(dead_code)]
+// nanoserde's derive expands Option fields into code clippy would write with `?`.
+#![allow(clippy::question_mark)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -50,7 +52,8 @@ pub struct TestDir {
 impl TestDir {
     pub fn new(name: &str) -> TestDir {
         static N: AtomicU32 = AtomicU32::new(0);
-        let path = PathBuf::from(format!("/tmp/mi7t-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), name));
+        let path =
+            PathBuf::from(format!("/tmp/mi7t-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), name));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).unwrap();
         TestDir { path }
@@ -87,7 +90,9 @@ impl TestDir {
     pub fn processes(&self) -> Vec<i32> {
         let mut pids = Vec::new();
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if pid == std::process::id() as i32 {
                 continue;
             }
@@ -105,8 +110,10 @@ impl TestDir {
     }
 }
 
-impl Drop for TestDir {
-    fn drop(&mut self) {
+impl TestDir {
+    /// SIGKILLs every process started from this directory, retrying while
+    /// new ones appear (a service restarted by a dying daemon).
+    pub fn kill_all(&self) {
         for _ in 0..50 {
             let pids = self.processes();
             if pids.is_empty() {
@@ -117,6 +124,12 @@ impl Drop for TestDir {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        self.kill_all();
         if !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.path);
         }
@@ -128,7 +141,8 @@ pub fn cmdline(pid: i32) -> String {
 }
 
 pub fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
 }
 
 pub fn alive(pid: i32) -> bool {
@@ -182,6 +196,41 @@ pub struct ProcessInfo {
     pub last_exit: Option<String>,
 }
 
+/// Runs the binary with `args` in `dir` like [`run`], for a command that must
+/// exit by itself (a refused `start`, say): past `timeout` it is killed and
+/// the test fails instead of hanging. Output goes through files in `dir`, so
+/// a process it leaves behind cannot keep a pipe open.
+pub fn run_bounded(dir: &Path, args: &[&str], timeout: Duration) -> Output {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let (out_path, err_path) = (dir.join(format!("run-{n}.out")), dir.join(format!("run-{n}.err")));
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        code: status.code().unwrap_or(-1),
+        stdout: fs::read_to_string(out_path).unwrap_or_default(),
+        stderr: fs::read_to_string(err_path).unwrap_or_default(),
+    }
+}
+
 /// A daemon started in the foreground in a test directory. Dropping it
 /// SIGKILLs the daemon; the TestDir then kills what it left running.
 pub struct Daemon {
@@ -194,14 +243,23 @@ impl Daemon {
     /// waits until it answers `status`.
     pub fn start(dir: &TestDir) -> Daemon {
         let daemon = Daemon::spawn(dir, &["-c", "daemon.toml", "start"]);
-        wait_until(secs(10), "the daemon answers status", || run(&dir.path, &["-c", "daemon.toml", "status"]).code == 0);
+        wait_until(secs(10), "the daemon answers status", || {
+            run(&dir.path, &["-c", "daemon.toml", "status"]).code == 0
+        });
         daemon
     }
 
     /// Spawns the binary with `args` without waiting for anything.
     pub fn spawn(dir: &TestDir, args: &[&str]) -> Daemon {
         let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).unwrap();
-        let child = Command::new(bin()).args(args).current_dir(&dir.path).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        let child = Command::new(bin())
+            .args(args)
+            .current_dir(&dir.path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         Daemon { dir: dir.path.clone(), child }
     }
 
@@ -226,7 +284,23 @@ impl Daemon {
     pub fn process(&self, label: &str) -> ProcessInfo {
         let (name, instance) = label.split_once(':').map_or((label, 0), |(n, i)| (n, i.parse().unwrap()));
         let status = self.status();
-        status.processes.into_iter().find(|p| p.name == name && p.instance == instance).unwrap_or_else(|| panic!("{label} not in status"))
+        status
+            .processes
+            .into_iter()
+            .find(|p| p.name == name && p.instance == instance)
+            .unwrap_or_else(|| panic!("{label} not in status"))
+    }
+
+    /// The status of `label` (as for [`Daemon::process`]), or `None` when the
+    /// daemon does not list it.
+    pub fn find(&self, label: &str) -> Option<ProcessInfo> {
+        let (name, instance) = label.split_once(':').map_or((label, 0), |(n, i)| (n, i.parse().unwrap()));
+        self.status().processes.into_iter().find(|p| p.name == name && p.instance == instance)
+    }
+
+    /// Whether the daemon process has not exited.
+    pub fn is_up(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// Waits until `label` is running with a pid other than `not`; returns it.

@@ -1,0 +1,74 @@
+//! Tidy checks of the source tree, run as ordinary tests: conventions that a
+//! reviewer would otherwise have to remember.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn sources() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "xtask/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    files
+}
+
+#[test]
+fn every_source_file_starts_with_a_module_doc() {
+    for file in sources() {
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(text.starts_with("//!"), "{} must start with a //! comment saying what it holds", file.display());
+    }
+}
+
+#[test]
+fn unsafe_lives_only_in_sys() {
+    for file in sources() {
+        if file.ends_with("src/sys.rs") || file.ends_with("xtask/src/tidy.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        for pattern in ["unsafe {", "unsafe fn", "unsafe impl", "unsafe extern"] {
+            assert!(!text.contains(pattern), "{}: unsafe code belongs in src/sys.rs", file.display());
+        }
+    }
+}
+
+#[test]
+fn every_unsafe_block_has_a_safety_comment() {
+    let text = fs::read_to_string(root().join("src/sys.rs")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split("//").next().unwrap();
+        if code.contains("unsafe {") || code.contains("unsafe { ") {
+            let above = &lines[i.saturating_sub(8)..i];
+            assert!(
+                above.iter().any(|l| l.contains("SAFETY:")) || line.contains("SAFETY:"),
+                "src/sys.rs:{}: unsafe block without a // SAFETY: comment",
+                i + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn the_daemon_never_uses_std_process_command() {
+    for file in sources().into_iter().filter(|f| f.starts_with(root().join("src"))) {
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("process::Command"), "{}: the daemon spawns with fork/execve in sys.rs", file.display());
+    }
+}
