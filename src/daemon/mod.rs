@@ -1,0 +1,488 @@
+//! The supervisor: setup, then one poll(2) loop that never sleeps.
+//!
+//! [`run`] has two phases, as in s6-supervise. Setup (pid file, control
+//! socket, signal handlers) may fail and return an error, which `main` turns
+//! into exit status 1. After setup "we must not die": a failure to spawn, to
+//! signal or to answer a client is logged and retried or dropped, never
+//! fatal.
+//!
+//! Each pass of the loop is mechanical:
+//! 1. poll the self-pipe, the control socket and its clients, with the
+//!    earliest deadline as the timeout (or none: an idle daemon sleeps);
+//! 2. drain the self-pipe and note TERM/INT/HUP;
+//! 3. reap every exited child with `waitpid(-1, WNOHANG)` and feed the exit
+//!    to its instance's state machine;
+//! 4. fire due deadlines;
+//! 5. serve clients: read requests, answer finished waits, write replies;
+//! 6. drop retired instances that are down, and exit when asked.
+//!
+//! Only this module turns [`Action`]s into system calls.
+
+mod adoption;
+mod clients;
+mod requests;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{fs::File, io, io::Write};
+
+use crate::config::{self, Config, ServiceDef};
+use crate::control::{MAX_LINE, Request, Target};
+use crate::msg::{self, Log};
+use crate::pidfile::{PidFile, PidFileError};
+use crate::service::{Action, Event, STOP_TIMEOUT, Service, State, Want};
+use crate::state::{self, Record};
+use crate::status;
+use crate::sys::{self, ExitStatus, PollFd, SignalPipe, Spawn};
+
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to read its reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `stop`, `restart` and `shutdown --stop-all` wait for the
+/// processes: the stop timeout, then SIGKILL, then some slack.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(STOP_TIMEOUT.as_secs() + 5);
+/// Connections served at once; more are refused.
+const MAX_CLIENTS: usize = 64;
+
+/// A setup failure, printed by `main` before exiting 1.
+pub struct SetupError(pub String);
+
+/// One instance and the definition it runs.
+struct Slot {
+    service: Service,
+    def: Rc<ServiceDef>,
+    /// Removed from the config (or an extra instance): dropped once down.
+    retired: bool,
+    /// How the end of its process is noticed.
+    watch: Watch,
+    /// /proc start time (clock ticks after boot) of its current process,
+    /// which with the pid names that exact process in the state file.
+    starttime: u64,
+    /// Wall-clock start of its current process, seconds since the epoch.
+    started_at: u64,
+}
+
+impl Slot {
+    fn new(def: Rc<ServiceDef>, instance: u32) -> Slot {
+        Slot {
+            service: Service::new(&def.name, instance, def.auto_restart),
+            def,
+            retired: false,
+            watch: Watch::Child,
+            starttime: 0,
+            started_at: 0,
+        }
+    }
+}
+
+/// How the daemon learns that an instance's process ended.
+enum Watch {
+    /// Our own child: SIGCHLD and waitpid.
+    Child,
+    /// Adopted, on Linux 5.3+: the pidfd becomes readable.
+    Pidfd(OwnedFd),
+    /// Adopted, without pidfd: checked every check_interval seconds.
+    Poll,
+}
+
+/// An instance named across loop passes (slots may move).
+type Key = (String, u32);
+
+/// A reply: payload lines then `ok`, or payload lines then `err MESSAGE`.
+type Answer = Result<Vec<String>, (Vec<String>, String)>;
+
+/// What handling a request leads to.
+enum Outcome {
+    Reply(Answer),
+    Wait(Wait),
+}
+
+/// A request whose answer waits for processes to change.
+enum Wait {
+    /// Until each instance is down; the pids they had.
+    Down(Vec<(Key, Option<sys::Pid>)>),
+    /// Until each instance runs a new process (or failed to).
+    Restarted(Vec<(Key, Option<sys::Pid>)>),
+    /// Until every instance is down, then the daemon exits.
+    ShutdownAll,
+}
+
+enum Phase {
+    Reading,
+    Waiting(Wait),
+    Writing,
+}
+
+struct Client {
+    stream: UnixStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    phase: Phase,
+    deadline: Instant,
+}
+
+struct Daemon {
+    config: Config,
+    slots: Vec<Slot>,
+    log: Log,
+    signals: SignalPipe,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    stdin: File,
+    /// The daemon's environment, `NAME=value`, captured at start.
+    env: Vec<Vec<u8>>,
+    /// Set by TERM, INT or `shutdown`: leave the loop once no
+    /// `shutdown --stop-all` is still waiting for its processes.
+    exit: bool,
+    /// Whether adopted processes are watched with pidfds (else polled).
+    use_pidfd: bool,
+    /// When polled adopted processes are checked next.
+    next_check: Option<Instant>,
+    /// Something the state file records changed since the last write.
+    dirty: bool,
+    /// The text last written to the state file (no rewrite without change).
+    last_state: String,
+    /// The last state-file write failed (logged once until one succeeds).
+    state_failing: bool,
+}
+
+/// Runs the supervisor until TERM, INT or `shutdown`. With `report` (daemon
+/// mode), `ok` is written to it once setup has succeeded, so the launcher
+/// can exit 0 only when the daemon really runs.
+pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
+    let setup = setup(&config);
+    if let Some(mut report) = report {
+        // Dropped right after: the launcher reads one line and exits.
+        let _ = match &setup {
+            Ok(_) => writeln!(report, "ok"),
+            Err(e) => writeln!(report, "err {}", e.0),
+        };
+    }
+    let (pid_file, listener, signals, stdin) = setup?;
+    let env = std::env::vars_os().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()).collect();
+
+    // From now on, we must not die.
+    let mut daemon = Daemon {
+        config,
+        slots: Vec::new(),
+        log: Log,
+        signals,
+        listener,
+        clients: Vec::new(),
+        stdin,
+        env,
+        exit: false,
+        use_pidfd: std::env::var_os("MI7SOFT_NO_PIDFD").is_none(),
+        next_check: None,
+        dirty: true,
+        last_state: String::new(),
+        state_failing: false,
+    };
+    daemon.log.info(format_args!(
+        "started (pid {}), config {}, {} services",
+        sys::getpid(),
+        daemon.config.path.display(),
+        daemon.config.services.len()
+    ));
+    daemon.adopt_and_start();
+    daemon.persist();
+    daemon.run_loop();
+
+    let _ = std::fs::remove_file(&daemon.config.daemon.control_socket);
+    daemon.persist();
+    daemon.log.info("exiting; services left running");
+    pid_file.remove();
+    Ok(())
+}
+
+/// Everything that may still fail and stop the daemon from starting.
+fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File), SetupError> {
+    let pid_file = PidFile::acquire(&config.daemon.pid_file).map_err(|e| match e {
+        PidFileError::Locked(Some(pid)) => SetupError(format!("already running (pid {pid})")),
+        PidFileError::Locked(None) => {
+            SetupError(format!("already running ({} is locked)", config.daemon.pid_file.display()))
+        }
+        PidFileError::Io(e) => SetupError(format!("pid file {}", msg::path_error(&config.daemon.pid_file, &e))),
+    })?;
+    let socket = &config.daemon.control_socket;
+    let listener = bind_control_socket(socket)
+        .map_err(|e| SetupError(format!("control socket {}", msg::path_error(socket, &e))))?;
+    let signals = SignalPipe::install().map_err(|e| SetupError(format!("signal handlers: {}", msg::io_error(&e))))?;
+    let stdin = File::open("/dev/null").map_err(|e| SetupError(msg::path_error(Path::new("/dev/null"), &e)))?;
+    if config.daemon.subreaper {
+        sys::become_subreaper().map_err(|e| SetupError(format!("subreaper = true: {}", msg::io_error(&e))))?;
+    }
+    // Whatever the daemon inherited (beyond stdio) is not for its services.
+    sys::cloexec_inherited().map_err(|e| SetupError(format!("/proc/self/fd: {}", msg::io_error(&e))))?;
+    Ok((pid_file, listener, signals, stdin))
+}
+
+/// Binds the control socket with mode 0600. A leftover socket file is
+/// replaced: we hold the pid file lock, so no live daemon owns it.
+fn bind_control_socket(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    // The mask makes the socket 0600 from the moment it exists.
+    let old = sys::umask(0o177);
+    let listener = UnixListener::bind(path);
+    sys::umask(old);
+    let listener = listener?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+impl Daemon {
+    fn run_loop(&mut self) {
+        loop {
+            let now = Instant::now();
+            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(now));
+            let mut fds =
+                vec![PollFd::new(self.signals.fd(), sys::POLLIN), PollFd::new(self.listener.as_raw_fd(), sys::POLLIN)];
+            for client in &self.clients {
+                let events = match client.phase {
+                    Phase::Reading => sys::POLLIN,
+                    Phase::Waiting(_) => 0,
+                    Phase::Writing => sys::POLLOUT,
+                };
+                fds.push(PollFd::new(client.stream.as_raw_fd(), events));
+            }
+            let n_clients = self.clients.len();
+            let mut watched = Vec::new();
+            for (index, slot) in self.slots.iter().enumerate() {
+                if let Watch::Pidfd(fd) = &slot.watch {
+                    fds.push(PollFd::new(fd.as_raw_fd(), sys::POLLIN));
+                    watched.push(index);
+                }
+            }
+            if let Err(e) = sys::poll(&mut fds, timeout) {
+                self.log.error(format_args!("poll: {}", msg::io_error(&e)));
+            }
+            let now = Instant::now();
+
+            if fds[0].ready() {
+                for signal in self.signals.drain() {
+                    self.on_signal(signal, now);
+                }
+            }
+            self.reap(now);
+            let ended: Vec<usize> =
+                watched.iter().zip(&fds[2 + n_clients..]).filter(|(_, fd)| fd.ready()).map(|(&i, _)| i).collect();
+            for index in ended {
+                self.adopted_ended(index, now);
+            }
+            if self.next_check.is_some_and(|at| at <= now) {
+                self.check_polled(now);
+            }
+            self.fire_deadlines(now);
+            if fds[1].ready() {
+                self.accept(now);
+            }
+            let ready: Vec<bool> = fds[2..2 + n_clients].iter().map(PollFd::ready).collect();
+            self.serve_clients(&ready, now);
+            self.drop_retired();
+            self.persist();
+
+            if self.exit && !self.clients.iter().any(|c| matches!(c.phase, Phase::Waiting(Wait::ShutdownAll))) {
+                self.flush_clients();
+                return;
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let services = self.slots.iter().filter_map(|s| s.service.deadline);
+        let clients = self.clients.iter().map(|c| c.deadline);
+        services.chain(clients).chain(self.next_check).min()
+    }
+
+    fn on_signal(&mut self, signal: libc::c_int, now: Instant) {
+        match signal {
+            libc::SIGTERM | libc::SIGINT => {
+                self.log.info(format_args!("got SIG{}: exiting, services keep running", sys::signal_name(signal)));
+                self.exit = true;
+            }
+            libc::SIGHUP => {
+                let (ok, lines) = self.reload(now);
+                for line in lines {
+                    if ok {
+                        self.log.info(line);
+                    } else {
+                        self.log.error(line);
+                    }
+                }
+            }
+            _ => {} // SIGCHLD: reaping happens on every pass anyway.
+        }
+    }
+
+    // -- Processes ---------------------------------------------------------
+
+    /// Adds instance 0 of a new service and starts it if autostart says so.
+    fn add(&mut self, def: ServiceDef) {
+        let def = Rc::new(def);
+        self.slots.push(Slot::new(Rc::clone(&def), 0));
+        if def.autostart {
+            let index = self.slots.len() - 1;
+            self.dispatch(index, Event::Start, Instant::now());
+        }
+    }
+
+    /// Feeds one event to an instance and performs the resulting actions.
+    fn dispatch(&mut self, index: usize, event: Event, now: Instant) {
+        let before = self.slots[index].service.state.pid();
+        let actions = self.slots[index].service.step(event, now);
+        self.dirty |= self.slots[index].service.state.pid() != before;
+        for action in actions {
+            match action {
+                Action::Spawn => {
+                    let outcome = self.spawn(index);
+                    self.dispatch(index, outcome, now);
+                }
+                Action::Signal(pid, signal) => {
+                    if let Err(e) = sys::kill_group(pid, signal) {
+                        if e.raw_os_error() != Some(libc::ESRCH) {
+                            let label = label(&self.slots[index].service);
+                            self.log.warning(format_args!(
+                                "{label}: signal {} to process group {pid}: {}",
+                                sys::signal_name(signal),
+                                msg::io_error(&e)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forks and execs an instance; the outcome is the next event.
+    fn spawn(&mut self, index: usize) -> Event {
+        let slot = &self.slots[index];
+        let def = &slot.def;
+        let label = label(&slot.service);
+        if slot.retired {
+            return Event::SpawnFailed("removed from the config".into());
+        }
+        let mut env = self.env.clone();
+        for (k, v) in &def.environment {
+            env.retain(|entry| !entry.starts_with(k.as_bytes()) || entry.get(k.len()) != Some(&b'='));
+            env.push(format!("{k}={v}").into_bytes());
+        }
+        let cwd = def.working_directory.as_deref().or_else(|| self.config.path.parent());
+        let result = Spawn::new(&def.command, &def.args, &env, cwd)
+            .map_err(|e| format!("{}: {}", def.command, msg::io_error(&e)))
+            .and_then(|spawn| {
+                spawn.run(&self.stdin).map_err(|e| match e.stage {
+                    sys::SpawnStage::Exec => {
+                        format!("exec {}: {}", def.command, msg::io_error(&e.error))
+                    }
+                    sys::SpawnStage::Chdir => {
+                        format!("chdir {}: {}", cwd.unwrap_or(Path::new("/")).display(), msg::io_error(&e.error))
+                    }
+                    sys::SpawnStage::Setup => format!("spawn: {}", msg::io_error(&e.error)),
+                })
+            });
+        match result {
+            Ok(pid) => {
+                self.log.info(format_args!("{label}: started (pid {pid})"));
+                let slot = &mut self.slots[index];
+                slot.watch = Watch::Child;
+                slot.starttime = state::process_starttime(pid).unwrap_or(0);
+                slot.started_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                Event::Spawned(pid)
+            }
+            Err(reason) => {
+                self.log.error(format_args!("{label}: {reason}"));
+                Event::SpawnFailed(reason)
+            }
+        }
+    }
+
+    fn reap(&mut self, now: Instant) {
+        while let Some((pid, status)) = sys::reap_one() {
+            let Some(index) = self.slots.iter().position(|s| s.service.state.pid() == Some(pid)) else {
+                continue; // an orphan we inherited as a subreaper, or a helper
+            };
+            self.log.info(format_args!("{}: pid {pid} ended with {status}", label(&self.slots[index].service)));
+            self.dispatch(index, Event::Exited(status), now);
+            let service = &self.slots[index].service;
+            let then = match service.state {
+                State::Backoff => format!(
+                    "exited too soon; next start in {}s",
+                    service.deadline.map_or(0, |d| d.saturating_duration_since(now).as_secs_f64().ceil() as u64)
+                ),
+                State::Fatal => {
+                    "failed too often in a row; giving up (fatal) until start-process or restart".to_string()
+                }
+                State::Exited => "not restarted (auto_restart = false)".to_string(),
+                // Restarted (the spawn logged it) or stopped on request.
+                State::Stopped | State::Starting | State::Running { .. } | State::Stopping { .. } => continue,
+            };
+            self.log.info(format_args!("{}: {then}", label(service)));
+        }
+    }
+
+    fn fire_deadlines(&mut self, now: Instant) {
+        for index in 0..self.slots.len() {
+            if self.slots[index].service.deadline.is_some_and(|d| d <= now) {
+                if let State::Stopping { pid, .. } = self.slots[index].service.state {
+                    self.log.warning(format_args!(
+                        "{}: pid {pid} did not stop within {}s; sending KILL",
+                        label(&self.slots[index].service),
+                        STOP_TIMEOUT.as_secs()
+                    ));
+                }
+                self.dispatch(index, Event::Deadline, now);
+            }
+        }
+    }
+
+    fn drop_retired(&mut self) {
+        self.slots.retain(|s| !s.retired || s.service.state.is_up());
+    }
+
+    /// The instances a request names: `web` (all of them) or `web:1`.
+    fn select(&self, name: &str) -> Result<Vec<usize>, String> {
+        let (base, instance) = match name.split_once(':') {
+            Some((base, n)) => (base, n.parse::<u32>().ok()),
+            None => (name, None),
+        };
+        let found: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                let s = &self.slots[i];
+                !s.retired && s.service.name == base && instance.is_none_or(|n| s.service.instance == n)
+            })
+            .collect();
+        if found.is_empty() {
+            if instance.is_some() && self.slots.iter().any(|s| s.service.name == base) {
+                return Err(format!("{name}: no such instance"));
+            }
+            return Err(format!("unknown process \"{name}\""));
+        }
+        Ok(found)
+    }
+
+    fn key(&self, index: usize) -> Key {
+        let s = &self.slots[index].service;
+        (s.name.clone(), s.instance)
+    }
+
+    fn find(&self, key: &Key) -> Option<&Service> {
+        self.slots.iter().map(|s| &s.service).find(|s| s.name == key.0 && s.instance == key.1)
+    }
+}
+
+/// `web` or `web:1` as used in log lines and replies.
+fn label(service: &Service) -> String {
+    if service.instance == 0 { service.name.clone() } else { format!("{}:{}", service.name, service.instance) }
+}
+
+fn key_label(key: &Key) -> String {
+    if key.1 == 0 { key.0.clone() } else { format!("{}:{}", key.0, key.1) }
+}

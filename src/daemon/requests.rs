@@ -1,0 +1,259 @@
+//! What each [`Request`] does to the daemon: the single handler behind the
+//! CLI, the control socket and any later front end, plus reload and the
+//! status document.
+
+use super::*;
+use nanoserde::SerJson;
+
+impl Daemon {
+    // -- Requests ----------------------------------------------------------
+
+    /// Handles a request: either the reply now, or a wait to finish later.
+    pub(super) fn handle(&mut self, request: Request, now: Instant) -> Outcome {
+        let refuse = |message: String| (vec![], message);
+        match request {
+            Request::Status { name } => {
+                let indices = match &name {
+                    Some(name) => match self.select(name) {
+                        Ok(indices) => indices,
+                        Err(e) => return Outcome::Reply(Err(refuse(e))),
+                    },
+                    None => (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect(),
+                };
+                Outcome::Reply(Ok(vec![self.status_document(&indices, now).serialize_json()]))
+            }
+            Request::Start { name } => {
+                let index = match self.start_target(&name) {
+                    Ok(index) => index,
+                    Err(e) => return Outcome::Reply(Err(refuse(e))),
+                };
+                self.dispatch(index, Event::Start, now);
+                let service = &self.slots[index].service;
+                Outcome::Reply(match service.state.pid() {
+                    Some(pid) => Ok(vec![format!("{}: started (pid {pid})", label(service))]),
+                    None => Err(refuse(format!(
+                        "{}: failed to start: {}",
+                        label(service),
+                        service.last_exit.as_deref().unwrap_or("unknown error")
+                    ))),
+                })
+            }
+            Request::Stop { target } => {
+                let indices = match target {
+                    Target::All => Ok((0..self.slots.len()).collect()),
+                    Target::Name(name) => self.select(&name),
+                };
+                match indices {
+                    Ok(indices) => Outcome::Wait(self.stop_each(&indices, false, now)),
+                    Err(e) => Outcome::Reply(Err(refuse(e))),
+                }
+            }
+            Request::Restart { name } => match self.select(&name) {
+                Ok(indices) => Outcome::Wait(self.stop_each(&indices, true, now)),
+                Err(e) => Outcome::Reply(Err(refuse(e))),
+            },
+            Request::Reload => Outcome::Reply(match self.reload(now) {
+                (true, lines) => Ok(lines),
+                (false, lines) => Err((lines, "reload rejected; the running config is unchanged".into())),
+            }),
+            Request::Shutdown { stop_all: false } => {
+                self.log.info("shutdown requested: exiting, services keep running");
+                self.exit = true;
+                Outcome::Reply(Ok(vec!["daemon exiting; services left running".into()]))
+            }
+            Request::Shutdown { stop_all: true } => {
+                self.log.info("shutdown --stop-all requested: stopping every service, then exiting");
+                for index in 0..self.slots.len() {
+                    self.dispatch(index, Event::Stop, now);
+                }
+                self.exit = true;
+                Outcome::Wait(Wait::ShutdownAll)
+            }
+        }
+    }
+
+    /// Stops (and with `then_start`, restarts) instances; the wait that
+    /// answers once they are down (or up again).
+    pub(super) fn stop_each(&mut self, indices: &[usize], then_start: bool, now: Instant) -> Wait {
+        let keys = indices.iter().map(|&i| (self.key(i), self.slots[i].service.state.pid())).collect();
+        for &index in indices {
+            self.dispatch(index, Event::Stop, now);
+            if then_start {
+                self.dispatch(index, Event::Start, now);
+            }
+        }
+        if then_start { Wait::Restarted(keys) } else { Wait::Down(keys) }
+    }
+
+    /// Which instance `start-process NAME` starts: the named instance, the
+    /// first one that is down, or a new one while under max_instances.
+    pub(super) fn start_target(&mut self, name: &str) -> Result<usize, String> {
+        let indices = self.select(name)?;
+        if name.contains(':') || indices.len() > 1 && indices.iter().all(|&i| !self.slots[i].service.state.is_up()) {
+            return Ok(indices[0]);
+        }
+        if let Some(&index) =
+            indices.iter().find(|&&i| !self.slots[i].service.state.is_up() || self.slots[i].service.want == Want::Down)
+        {
+            return Ok(index);
+        }
+        let def = Rc::clone(&self.slots[indices[0]].def);
+        if indices.len() as u32 >= def.max_instances {
+            return Err(format!("{name}: already running (max_instances = {})", def.max_instances));
+        }
+        let instance = (0..).find(|n| !indices.iter().any(|&i| self.slots[i].service.instance == *n)).unwrap_or(0);
+        let at = indices[indices.len() - 1] + 1;
+        self.slots.insert(at, Slot::new(def, instance));
+        Ok(at)
+    }
+
+    /// Re-reads the config; on success starts added services, stops removed
+    /// ones and restarts changed ones. Returns success and lines to report.
+    pub(super) fn reload(&mut self, now: Instant) -> (bool, Vec<String>) {
+        let new = match config::load(&self.config.path) {
+            Ok(new) => new,
+            Err(e) => {
+                let mut lines = vec!["reload rejected; the running config is unchanged:".to_string()];
+                lines.extend(e.to_string().lines().map(str::to_string));
+                return (false, lines);
+            }
+        };
+        let (mut added, mut removed, mut changed, mut unchanged) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for index in 0..self.slots.len() {
+            let name = self.slots[index].service.name.clone();
+            if !self.slots[index].retired && !new.services.iter().any(|d| d.name == name) {
+                if self.slots[index].service.instance == 0 {
+                    removed.push(name);
+                }
+                self.slots[index].retired = true;
+                self.dispatch(index, Event::Stop, now);
+            }
+        }
+        for def in &new.services {
+            let indices: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| !self.slots[i].retired && self.slots[i].service.name == def.name)
+                .collect();
+            if indices.is_empty() {
+                added.push(def.name.clone());
+                self.add(def.clone());
+            } else if *self.slots[indices[0]].def != *def {
+                changed.push(def.name.clone());
+                let def = Rc::new(def.clone());
+                for index in indices {
+                    let slot = &mut self.slots[index];
+                    slot.def = Rc::clone(&def);
+                    slot.service.auto_restart = def.auto_restart;
+                    if slot.service.state.is_up() {
+                        self.dispatch(index, Event::Stop, now);
+                        self.dispatch(index, Event::Start, now);
+                    }
+                }
+            } else {
+                unchanged += 1;
+            }
+        }
+        let mut lines = Vec::new();
+        if new.daemon != self.config.daemon {
+            lines.push("note: [daemon] settings changed; they take effect when the daemon is restarted".to_string());
+        }
+        let list = |names: &[String]| {
+            if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
+        };
+        lines.push(format!(
+            "reloaded {}: {} added{}, {} removed{}, {} restarted{}, {unchanged} unchanged",
+            new.path.display(),
+            added.len(),
+            list(&added),
+            removed.len(),
+            list(&removed),
+            changed.len(),
+            list(&changed)
+        ));
+        self.config.services = new.services;
+        (true, lines)
+    }
+
+    pub(super) fn status_document(&self, indices: &[usize], now: Instant) -> status::Document {
+        status::Document {
+            daemon: status::DaemonInfo {
+                pid: sys::getpid(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                config: self.config.path.display().to_string(),
+            },
+            processes: indices
+                .iter()
+                .map(|&i| {
+                    let s = &self.slots[i].service;
+                    let uptime = match s.state {
+                        State::Running { since, .. } | State::Stopping { since, .. } => {
+                            Some(now.saturating_duration_since(since).as_secs())
+                        }
+                        _ => None,
+                    };
+                    status::ProcessInfo {
+                        name: s.name.clone(),
+                        instance: s.instance,
+                        state: s.state.name().to_string(),
+                        pid: s.state.pid(),
+                        uptime_secs: uptime,
+                        restarts: s.n_restarts,
+                        last_exit: s.last_exit.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The answer to a finished wait, or `None` while it must go on.
+    pub(super) fn check_wait(&self, wait: &Wait) -> Option<Result<Vec<String>, String>> {
+        match wait {
+            Wait::Down(keys) => {
+                let services: Vec<Option<&Service>> = keys.iter().map(|(k, _)| self.find(k)).collect();
+                if services.iter().flatten().any(|s| s.state.is_up()) {
+                    return None;
+                }
+                Some(Ok(keys
+                    .iter()
+                    .zip(services)
+                    .map(|((key, pid), service)| match (pid, service) {
+                        (Some(pid), Some(s)) => {
+                            format!("{}: stopped (pid {pid}, {})", label(s), s.last_exit.as_deref().unwrap_or("?"))
+                        }
+                        (Some(pid), None) => format!("{}: stopped (pid {pid})", key.0),
+                        (None, _) => format!("{}: was not running", key_label(key)),
+                    })
+                    .collect()))
+            }
+            Wait::Restarted(keys) => {
+                let mut lines = Vec::new();
+                for (key, old) in keys {
+                    let Some(s) = self.find(key) else {
+                        return Some(Err(format!("{}: removed while restarting", key_label(key))));
+                    };
+                    match s.state {
+                        State::Running { pid, .. } if Some(pid) != *old => {
+                            lines.push(format!("{}: restarted (pid {pid})", label(s)))
+                        }
+                        State::Running { .. } | State::Stopping { .. } | State::Starting => {
+                            return None;
+                        }
+                        State::Stopped | State::Backoff | State::Exited | State::Fatal => {
+                            return Some(Err(format!(
+                                "{}: failed to restart: {}",
+                                label(s),
+                                s.last_exit.as_deref().unwrap_or("unknown error")
+                            )));
+                        }
+                    }
+                }
+                Some(Ok(lines))
+            }
+            Wait::ShutdownAll => {
+                if self.slots.iter().any(|s| s.service.state.is_up()) {
+                    return None;
+                }
+                Some(Ok(vec![format!("stopped {} services; daemon exiting", self.slots.len())]))
+            }
+        }
+    }
+}
