@@ -26,9 +26,10 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_NOT_RUNNING: i32 = 3;
 
-/// How long the client waits for the daemon's answer. The daemon answers
-/// every wait (stop, restart) within its own shorter deadline.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the client waits for the daemon's answer beyond the longest
+/// stop timeout in the config: the daemon answers every wait (stop,
+/// restart) within that, so this only guards against a hung daemon.
+const CLIENT_SLACK: Duration = Duration::from_secs(30);
 
 const HELP: &str = "\
 mi7soft-daemon: keeps services running; they outlive the daemon itself
@@ -206,14 +207,17 @@ pub fn main() -> i32 {
             };
             // The daemon judges the services (reload reports their errors);
             // a client only needs [daemon] to find it.
-            let settings = match config::load(&path) {
-                Ok(config) => config.daemon,
+            let (settings, timeout) = match config::load(&path) {
+                Ok(config) => {
+                    let longest = config.services.iter().map(|d| d.policy.stop_timeout).max().unwrap_or_default();
+                    (config.daemon, longest + CLIENT_SLACK)
+                }
                 Err(full) => match config::load_daemon_settings(&path) {
-                    Ok(settings) => settings,
+                    Ok(settings) => (settings, Duration::from_secs(300)),
                     Err(_) => return fail(full.to_string()),
                 },
             };
-            send(&settings, &request, json)
+            send(&settings, &request, json, timeout)
         }
     }
 }
@@ -306,9 +310,9 @@ fn load(path: &Path) -> Result<Config, String> {
 }
 
 /// Sends a request to the daemon and prints the reply.
-fn send(settings: &DaemonSettings, request: &Request, json: bool) -> i32 {
+fn send(settings: &DaemonSettings, request: &Request, json: bool, timeout: Duration) -> i32 {
     let socket = &settings.control_socket;
-    let reply = match control::request(socket, request, CLIENT_TIMEOUT) {
+    let reply = match control::request(socket, request, timeout) {
         Ok(reply) => reply,
         Err(ClientError::NotRunning) => {
             msg::error(format_args!("daemon not running (nothing listens on {})", socket.display()));
@@ -372,6 +376,7 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
                 pid: alive.then_some(r.pid),
                 uptime_secs: None,
                 restarts: r.restarts,
+                next_start_secs: None,
                 last_exit: Some(if alive { "unsupervised" } else { "ended while unsupervised" }.to_string()),
             }
         })

@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml_edit::{Document, Item, Table, TableLike, Value};
 
@@ -39,7 +40,7 @@ name = "example"                         # unique; letters, digits, '.', '_', '-
 command = "sh"                           # a path, or a name searched in PATH
 args = ["-c", "echo example service up; while :; do sleep 3600; done"]
 # working_directory = "/opt/example"     # default: the directory of this file
-auto_restart = true                      # start it again when it exits
+restart = "always"                       # or "on-failure", "never" (auto_restart = true/false works too)
 # max_instances = 1                      # start-process may run up to this many
 # autostart = true                       # start it when the daemon starts
 # environment = { GREETING = "hello" }   # added to the inherited environment
@@ -73,7 +74,8 @@ pub struct ServiceDef {
     pub command: String,
     pub args: Vec<String>,
     pub working_directory: Option<PathBuf>,
-    pub auto_restart: bool,
+    /// When and how it is restarted and stopped; applies without a restart.
+    pub policy: Policy,
     pub max_instances: u32,
     pub autostart: bool,
     /// Added to (and overriding) the daemon's environment, in file order.
@@ -84,7 +86,7 @@ impl ServiceDef {
     /// A stable hash of what a process is started with. Two definitions
     /// with the same fingerprint run the same program the same way, so
     /// only a change of fingerprint needs a restart; policy keys
-    /// (auto_restart, autostart, max_instances) apply live.
+    /// (the [`Policy`], autostart, max_instances) apply live.
     pub fn fingerprint(&self) -> u64 {
         let cwd = self.working_directory.as_ref().map(|p| p.as_os_str().as_encoded_bytes());
         let parts = std::iter::once(self.command.as_bytes())
@@ -95,6 +97,54 @@ impl ServiceDef {
             .chain(std::iter::once(&b"env"[..]))
             .chain(self.environment.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
         crate::state::fingerprint(parts)
+    }
+}
+
+/// When a service is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    Always,
+    /// Only after an exit code outside `success_exit_codes`, or a signal the
+    /// daemon did not send.
+    OnFailure,
+    Never,
+}
+
+/// The restart and stop policy of a service (the keys that apply live).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub restart: Restart,
+    pub success_exit_codes: Vec<i32>,
+    /// A process that ran this long is restarted at once; one that died
+    /// sooner waits out an exponential backoff.
+    pub min_uptime: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// More than this many starts within `start_limit_interval` and the
+    /// service is left `fatal`; 0 turns the limit off.
+    pub start_limit_burst: u32,
+    pub start_limit_interval: Duration,
+    pub stop_signal: libc::c_int,
+    pub stop_timeout: Duration,
+}
+
+impl Default for Policy {
+    /// Defaults for a router nobody watches: restart forever, but a crash
+    /// loop backs off to one start every 30 s, costing well under 1% of a
+    /// core; only a service that keeps dying after running a while (more
+    /// than 5 starts in 10 s, as systemd) is given up on.
+    fn default() -> Policy {
+        Policy {
+            restart: Restart::Always,
+            success_exit_codes: vec![0],
+            min_uptime: Duration::from_secs(1),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            start_limit_burst: 5,
+            start_limit_interval: Duration::from_secs(10),
+            stop_signal: libc::SIGTERM,
+            stop_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -130,8 +180,25 @@ impl fmt::Display for ConfigError {
 }
 
 const DAEMON_KEYS: &[&str] = &["pid_file", "log_file", "check_interval", "control_socket", "state_file", "subreaper"];
-const SERVICE_KEYS: &[&str] =
-    &["name", "command", "args", "working_directory", "auto_restart", "max_instances", "autostart", "environment"];
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "command",
+    "args",
+    "working_directory",
+    "auto_restart",
+    "restart",
+    "success_exit_codes",
+    "min_uptime",
+    "backoff_initial",
+    "backoff_max",
+    "start_limit_burst",
+    "start_limit_interval",
+    "stop_signal",
+    "stop_timeout",
+    "max_instances",
+    "autostart",
+    "environment",
+];
 const TOP_KEYS: &[&str] = &["daemon", "processes"];
 
 /// Reads and checks the config at `path`. `shown` is how the path is named
@@ -311,7 +378,7 @@ impl Checker<'_> {
         }
         let args = self.strings(table, "args", &cx).unwrap_or_default();
         let working_directory = self.path(table, "working_directory", &cx);
-        let auto_restart = self.boolean(table, "auto_restart", &cx).unwrap_or(true);
+        let policy = self.policy(table, &cx);
         let max_instances = self.integer(table, "max_instances", &cx, 1, 1000).unwrap_or(1) as u32;
         let autostart = self.boolean(table, "autostart", &cx).unwrap_or(true);
         let environment = self.environment(table, &cx);
@@ -326,13 +393,125 @@ impl Checker<'_> {
                 command: command?,
                 args,
                 working_directory,
-                auto_restart,
+                policy,
                 max_instances,
                 autostart,
                 environment,
             },
             name_span,
         ))
+    }
+
+    fn policy(&mut self, table: &dyn TableLike, cx: &str) -> Policy {
+        let default = Policy::default();
+        let auto_restart = self.boolean(table, "auto_restart", cx);
+        let restart = match self.string(table, "restart", cx).as_deref() {
+            None => None,
+            Some("always") => Some(Restart::Always),
+            Some("on-failure") => Some(Restart::OnFailure),
+            Some("never") => Some(Restart::Never),
+            Some(other) => {
+                let hint = nearest(other, &["always", "on-failure", "never"])
+                    .map(|k| format!(" (did you mean \"{k}\"?)"))
+                    .unwrap_or_default();
+                self.report(
+                    value_span(table, "restart"),
+                    format!("{cx}restart: {other:?} is not one of \"always\", \"on-failure\", \"never\"{hint}"),
+                );
+                None
+            }
+        };
+        let restart = match (auto_restart, restart) {
+            (Some(true), Some(Restart::Never)) | (Some(false), Some(Restart::Always | Restart::OnFailure)) => {
+                self.report(
+                    value_span(table, "auto_restart"),
+                    format!("{cx}auto_restart and restart disagree; keep one (restart is the newer key)"),
+                );
+                default.restart
+            }
+            (_, Some(restart)) => restart,
+            (Some(true), None) => Restart::Always,
+            (Some(false), None) => Restart::Never,
+            (None, None) => default.restart,
+        };
+        let success_exit_codes =
+            match self.value(table, "success_exit_codes", cx, "an array of exit codes", |i| i.as_array().is_some()) {
+                Some(item) => {
+                    let mut codes = Vec::new();
+                    for value in item.as_array().into_iter().flatten() {
+                        match value.as_integer() {
+                            Some(code @ 0..=255) => codes.push(code as i32),
+                            _ => self.report(
+                                value.span(),
+                                format!(
+                                    "{cx}success_exit_codes: expected exit codes from 0 to 255, found {}",
+                                    value.as_integer().map_or_else(|| value.type_name().to_string(), |n| n.to_string())
+                                ),
+                            ),
+                        }
+                    }
+                    codes
+                }
+                None => default.success_exit_codes,
+            };
+        let min_uptime = self.seconds(table, "min_uptime", cx, 0.0).unwrap_or(default.min_uptime);
+        let backoff_initial = self.seconds(table, "backoff_initial", cx, 0.001).unwrap_or(default.backoff_initial);
+        let mut backoff_max = self.seconds(table, "backoff_max", cx, 0.001).unwrap_or(default.backoff_max);
+        if backoff_max < backoff_initial {
+            if table.contains_key("backoff_max") {
+                self.report(
+                    value_span(table, "backoff_max"),
+                    format!("{cx}backoff_max: must not be less than backoff_initial"),
+                );
+            }
+            backoff_max = backoff_initial;
+        }
+        let start_limit_burst =
+            self.integer(table, "start_limit_burst", cx, 0, 10_000).map_or(default.start_limit_burst, |n| n as u32);
+        let start_limit_interval =
+            self.seconds(table, "start_limit_interval", cx, 0.0).unwrap_or(default.start_limit_interval);
+        let stop_timeout = self.seconds(table, "stop_timeout", cx, 0.0).unwrap_or(default.stop_timeout);
+        let stop_signal = match table.get("stop_signal") {
+            None => default.stop_signal,
+            Some(item) => {
+                let name = item.as_str().map(str::to_string).or_else(|| item.as_integer().map(|n| n.to_string()));
+                match name.as_deref().and_then(crate::sys::signal_number) {
+                    Some(signal) => signal,
+                    None => {
+                        self.report(
+                            item.span(),
+                            format!(
+                                "{cx}stop_signal: expected a signal name such as \"TERM\" or a number from 1 to 64"
+                            ),
+                        );
+                        default.stop_signal
+                    }
+                }
+            }
+        };
+        Policy {
+            restart,
+            success_exit_codes,
+            min_uptime,
+            backoff_initial,
+            backoff_max,
+            start_limit_burst,
+            start_limit_interval,
+            stop_signal,
+            stop_timeout,
+        }
+    }
+
+    /// A duration in seconds, integer or fractional, at least `min`.
+    fn seconds(&mut self, table: &dyn TableLike, key: &str, cx: &str, min: f64) -> Option<Duration> {
+        let item =
+            self.value(table, key, cx, "a number of seconds", |i| i.as_integer().is_some() || i.as_float().is_some())?;
+        let secs = item.as_float().or_else(|| item.as_integer().map(|n| n as f64))?;
+        if !(min..=31_536_000.0).contains(&secs) {
+            self.report(item.span(), format!("{cx}{key}: {secs} is out of range ({min} to 31536000 seconds)"));
+            return None;
+        }
+        Some(Duration::from_secs_f64(secs))
     }
 
     fn environment(&mut self, table: &dyn TableLike, cx: &str) -> Vec<(String, String)> {

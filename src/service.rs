@@ -11,21 +11,21 @@
 //! process *is* ([`State`]): a `restart` is "want up" arriving while the
 //! process is stopping, and the exit then leads straight to a new spawn.
 //!
+//! A service is its whole process group (it runs in its own session), not
+//! just its main process: when the main process ends and others of its
+//! group live on, the instance is `Draining` until the group is gone, so a
+//! restart never runs beside leftovers of the previous run.
+//!
 //! Each instance has at most one deadline (backoff end, stop timeout); when
-//! it passes, the loop feeds [`Event::Deadline`].
+//! it passes, the loop feeds [`Event::Deadline`]. The policy (restart kind,
+//! backoff, start limit, stop signal and timeout) is plain data from the
+//! config and can be replaced while the process runs.
 
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::time::Instant;
 
+use crate::config::{Policy, Restart};
 use crate::sys::{ExitStatus, Pid};
-
-/// A service that ran at least this long is restarted at once when it exits.
-pub const MIN_UPTIME: Duration = Duration::from_secs(1);
-/// The pause before restarting an instance that died sooner than [`MIN_UPTIME`].
-pub const RESTART_DELAY: Duration = Duration::from_secs(1);
-/// After this many quick failures in a row, the instance gives up: `fatal`.
-pub const MAX_QUICK_FAILURES: u32 = 10;
-/// How long a stopping process gets between SIGTERM and SIGKILL.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the process is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,11 +44,21 @@ pub enum State {
         pid: Pid,
         since: Instant,
     },
+    /// The main process `pgid` ended with `exit` but others of its process
+    /// group live on; they were signalled and the instance waits for the
+    /// group to be gone. `requested`: the end was a stop or restart the
+    /// user asked for, so the restart policy does not apply.
+    Draining {
+        pgid: Pid,
+        since: Instant,
+        exit: ExitStatus,
+        requested: bool,
+    },
     /// Exited too soon; a new start is due at the deadline.
     Backoff,
     /// Exited and the policy says not to restart.
     Exited,
-    /// Failed too often in a row; left alone until the user asks again.
+    /// Started too often; left alone until the user asks again.
     Fatal,
 }
 
@@ -59,21 +69,36 @@ impl State {
             State::Stopped => "stopped",
             State::Starting => "starting",
             State::Running { .. } => "running",
-            State::Stopping { .. } => "stopping",
+            State::Stopping { .. } | State::Draining { .. } => "stopping",
             State::Backoff => "backoff",
             State::Exited => "exited",
             State::Fatal => "fatal",
         }
     }
 
+    /// The pid of the main process, or of the group's leader while draining.
     pub fn pid(self) -> Option<Pid> {
         match self {
             State::Running { pid, .. } | State::Stopping { pid, .. } => Some(pid),
+            State::Draining { pgid, .. } => Some(pgid),
             State::Stopped | State::Starting | State::Backoff | State::Exited | State::Fatal => None,
         }
     }
 
-    /// Whether a process exists for this instance.
+    /// The main process, while it lives (what SIGCHLD and pidfds report on).
+    pub fn main_pid(self) -> Option<Pid> {
+        match self {
+            State::Running { pid, .. } | State::Stopping { pid, .. } => Some(pid),
+            State::Draining { .. }
+            | State::Stopped
+            | State::Starting
+            | State::Backoff
+            | State::Exited
+            | State::Fatal => None,
+        }
+    }
+
+    /// Whether any process of this instance exists.
     pub fn is_up(self) -> bool {
         self.pid().is_some()
     }
@@ -96,8 +121,11 @@ pub enum Event {
     Spawned(Pid),
     /// The spawn failed before exec; the text says why.
     SpawnFailed(String),
-    /// The process ended.
-    Exited(ExitStatus),
+    /// The main process ended; `group_alive`: others of its process group
+    /// still exist.
+    Exited { status: ExitStatus, group_alive: bool },
+    /// The process group of a draining instance is gone.
+    GroupGone,
     /// The instance's deadline passed.
     Deadline,
 }
@@ -118,44 +146,42 @@ pub struct Service {
     pub state: State,
     pub want: Want,
     pub deadline: Option<Instant>,
+    pub policy: Policy,
     /// Spawns after the first one.
     pub n_restarts: u32,
     n_spawns: u32,
-    /// Quick failures in a row (died before MIN_UPTIME or failed to spawn).
+    /// Quick failures in a row (died before min_uptime or failed to spawn),
+    /// the exponent of the backoff.
     n_quick_failures: u32,
+    /// When the automatic starts within the start-limit interval happened.
+    recent_starts: VecDeque<Instant>,
     /// The last way it ended: "exit 1", "signal 9 (KILL)", or a spawn error.
     pub last_exit: Option<String>,
-    /// Whether the process should be started again when it exits.
-    pub auto_restart: bool,
+    rng: fastrand::Rng,
 }
 
 impl Service {
-    pub fn new(name: &str, instance: u32, auto_restart: bool) -> Service {
+    pub fn new(name: &str, instance: u32, policy: Policy) -> Service {
         Service {
             name: name.to_string(),
             instance,
             state: State::Stopped,
             want: Want::Down,
             deadline: None,
+            policy,
             n_restarts: 0,
             n_spawns: 0,
             n_quick_failures: 0,
+            recent_starts: VecDeque::new(),
             last_exit: None,
-            auto_restart,
+            rng: fastrand::Rng::new(),
         }
     }
 
     /// An instance found running from an earlier daemon's state file: up,
     /// wanted up, with its old pid, start and restart count.
-    pub fn adopted(
-        name: &str,
-        instance: u32,
-        auto_restart: bool,
-        pid: Pid,
-        since: Instant,
-        n_restarts: u32,
-    ) -> Service {
-        let mut service = Service::new(name, instance, auto_restart);
+    pub fn adopted(name: &str, instance: u32, policy: Policy, pid: Pid, since: Instant, n_restarts: u32) -> Service {
+        let mut service = Service::new(name, instance, policy);
         service.state = State::Running { pid, since };
         service.want = Want::Up;
         service.n_restarts = n_restarts;
@@ -168,21 +194,32 @@ impl Service {
         use State::*;
         match (self.state, event) {
             (Stopped | Backoff | Exited | Fatal, Event::Start) => {
+                // A user's start forgives past failures.
                 self.want = Want::Up;
                 self.n_quick_failures = 0;
-                self.spawn()
+                self.recent_starts.clear();
+                self.spawn(now)
             }
             (Starting | Running { .. } | Stopping { .. }, Event::Start) => {
                 // Stopping: the exit will lead to a new spawn (a restart).
                 self.want = Want::Up;
                 vec![]
             }
+            (Draining { pgid, since, exit, .. }, Event::Start) => {
+                self.want = Want::Up;
+                self.state = Draining { pgid, since, exit, requested: true };
+                vec![]
+            }
 
             (Running { pid, .. }, Event::Stop) => {
                 self.want = Want::Down;
                 self.state = Stopping { pid, since: now };
-                self.deadline = Some(now + STOP_TIMEOUT);
-                vec![Action::Signal(pid, libc::SIGTERM), Action::Signal(pid, libc::SIGCONT)]
+                self.signal_stop(pid, now)
+            }
+            (Draining { pgid, since, exit, .. }, Event::Stop) => {
+                self.want = Want::Down;
+                self.state = Draining { pgid, since, exit, requested: true };
+                vec![]
             }
             (Starting | Stopping { .. } | Stopped | Exited | Fatal, Event::Stop) => {
                 self.want = Want::Down;
@@ -205,92 +242,182 @@ impl Service {
             }
             (Starting, Event::SpawnFailed(reason)) => {
                 self.last_exit = Some(reason);
-                self.failed_quickly(now)
+                self.state = Exited;
+                if self.want == Want::Up && self.policy.restart != Restart::Never { self.back_off(now) } else { vec![] }
             }
 
-            (Running { since, .. }, Event::Exited(status)) => {
+            (Running { pid, since }, Event::Exited { status, group_alive: true }) => {
+                // The main process died but left workers behind: they must
+                // go before anything starts again.
                 self.last_exit = Some(status.to_string());
-                self.deadline = None;
-                if !self.auto_restart || self.want == Want::Down {
-                    self.state = Exited;
-                    return vec![];
-                }
-                if now.duration_since(since) >= MIN_UPTIME {
-                    self.n_quick_failures = 0;
-                    self.spawn()
-                } else {
-                    self.failed_quickly(now)
-                }
+                self.state = Draining { pgid: pid, since, exit: status, requested: false };
+                self.signal_stop(pid, now)
             }
-            (Stopping { .. }, Event::Exited(status)) => {
+            (Running { since, .. }, Event::Exited { status, group_alive: false }) => {
+                self.deadline = None;
+                self.after_exit(status, since, now)
+            }
+            (Stopping { pid, since }, Event::Exited { status, group_alive: true }) => {
+                self.last_exit = Some(status.to_string());
+                // The stop signal already went to the group; keep the stop
+                // deadline, or KILL at once if it already passed.
+                self.deadline = Some(self.deadline.unwrap_or(now));
+                self.state = Draining { pgid: pid, since, exit: status, requested: true };
+                vec![]
+            }
+            (Stopping { .. }, Event::Exited { status, group_alive: false }) => {
                 self.last_exit = Some(status.to_string());
                 self.deadline = None;
-                match self.want {
-                    Want::Up => self.spawn(),
-                    Want::Down => {
-                        self.state = Stopped;
-                        vec![]
-                    }
-                }
+                self.after_requested_stop(now)
             }
 
-            (Stopping { pid, since }, Event::Deadline) => {
-                // It ignored the stop signal: no more deadline, KILL cannot be
-                // ignored and its exit arrives through SIGCHLD as usual.
-                self.state = Stopping { pid, since };
+            (Draining { exit, since, requested, .. }, Event::GroupGone) => {
+                self.deadline = None;
+                if requested { self.after_requested_stop(now) } else { self.after_exit(exit, since, now) }
+            }
+
+            (Stopping { pid, .. } | Draining { pgid: pid, .. }, Event::Deadline) => {
+                // It ignored the stop signal. KILL cannot be ignored; the
+                // exit (or the group's end) arrives as usual.
                 self.deadline = None;
                 vec![Action::Signal(pid, libc::SIGKILL)]
             }
             (Backoff, Event::Deadline) => {
                 self.deadline = None;
-                self.spawn()
+                self.spawn_again(now)
             }
 
             // Events that cannot apply to the state: a spawn result with no
-            // spawn in flight, an exit with no process, a stale deadline.
+            // spawn in flight, an exit with no main process, a stale deadline.
             (
-                Stopped | Running { .. } | Stopping { .. } | Backoff | Exited | Fatal,
+                Stopped | Running { .. } | Stopping { .. } | Draining { .. } | Backoff | Exited | Fatal,
                 Event::Spawned(_) | Event::SpawnFailed(_),
             )
-            | (Stopped | Starting | Backoff | Exited | Fatal, Event::Exited(_))
+            | (Stopped | Starting | Draining { .. } | Backoff | Exited | Fatal, Event::Exited { .. })
+            | (Stopped | Starting | Running { .. } | Stopping { .. } | Backoff | Exited | Fatal, Event::GroupGone)
             | (Stopped | Starting | Running { .. } | Exited | Fatal, Event::Deadline) => vec![],
         }
     }
 
-    fn spawn(&mut self) -> Vec<Action> {
+    /// The stop signal (and SIGCONT, so a stopped process can act on it) to
+    /// the group, with the stop timeout as the deadline for SIGKILL.
+    fn signal_stop(&mut self, pgid: Pid, now: Instant) -> Vec<Action> {
+        self.deadline = Some(now + self.policy.stop_timeout);
+        let mut actions = vec![Action::Signal(pgid, self.policy.stop_signal)];
+        if self.policy.stop_signal != libc::SIGKILL && self.policy.stop_signal != libc::SIGCONT {
+            actions.push(Action::Signal(pgid, libc::SIGCONT));
+        }
+        actions
+    }
+
+    /// A stop or restart the user asked for has finished.
+    fn after_requested_stop(&mut self, now: Instant) -> Vec<Action> {
+        match self.want {
+            Want::Up => self.spawn(now),
+            Want::Down => {
+                self.state = State::Stopped;
+                vec![]
+            }
+        }
+    }
+
+    /// The process ended on its own: apply the restart policy.
+    fn after_exit(&mut self, status: ExitStatus, since: Instant, now: Instant) -> Vec<Action> {
+        self.last_exit = Some(status.to_string());
+        self.state = State::Exited;
+        let failed = match status {
+            ExitStatus::Code(code) => !self.policy.success_exit_codes.contains(&code),
+            // A signal the daemon did not send, or an end it could not see.
+            ExitStatus::Signal(_) | ExitStatus::Unknown => true,
+        };
+        let restart = self.want == Want::Up
+            && match self.policy.restart {
+                Restart::Always => true,
+                Restart::OnFailure => failed,
+                Restart::Never => false,
+            };
+        if !restart {
+            return vec![];
+        }
+        if now.saturating_duration_since(since) >= self.policy.min_uptime {
+            self.n_quick_failures = 0;
+            self.spawn_again(now)
+        } else {
+            self.back_off(now)
+        }
+    }
+
+    /// Died too soon or failed to spawn: wait `backoff_initial`, doubling
+    /// with each failure in a row up to `backoff_max`, with ±20% jitter so
+    /// that services failing together do not restart in lockstep.
+    fn back_off(&mut self, now: Instant) -> Vec<Action> {
+        self.n_quick_failures += 1;
+        let doublings = self.n_quick_failures.saturating_sub(1).min(30);
+        let delay = self.policy.backoff_initial.saturating_mul(1 << doublings).min(self.policy.backoff_max);
+        let jitter = 0.8 + 0.4 * self.rng.f64();
+        self.state = State::Backoff;
+        self.deadline = Some(now + delay.mul_f64(jitter));
+        vec![]
+    }
+
+    /// When the next automatic start is due (in backoff).
+    pub fn next_start(&self) -> Option<Instant> {
+        match self.state {
+            State::Backoff => self.deadline,
+            _ => None,
+        }
+    }
+
+    /// An automatic start, unless the start limit says give up.
+    fn spawn_again(&mut self, now: Instant) -> Vec<Action> {
+        let interval = self.policy.start_limit_interval;
+        while self.recent_starts.front().is_some_and(|&t| now.saturating_duration_since(t) >= interval) {
+            self.recent_starts.pop_front();
+        }
+        let burst = self.policy.start_limit_burst as usize;
+        if burst > 0 && self.recent_starts.len() >= burst {
+            self.state = State::Fatal;
+            self.deadline = None;
+            return vec![];
+        }
+        self.spawn(now)
+    }
+
+    fn spawn(&mut self, now: Instant) -> Vec<Action> {
         self.state = State::Starting;
         self.deadline = None;
         if self.n_spawns > 0 {
             self.n_restarts += 1;
         }
         self.n_spawns += 1;
-        vec![Action::Spawn]
-    }
-
-    /// Died before MIN_UPTIME or failed to spawn: wait, or give up.
-    fn failed_quickly(&mut self, now: Instant) -> Vec<Action> {
-        self.n_quick_failures += 1;
-        if !self.auto_restart || self.want == Want::Down {
-            self.state = State::Exited;
-        } else if self.n_quick_failures >= MAX_QUICK_FAILURES {
-            self.state = State::Fatal;
-        } else {
-            self.state = State::Backoff;
-            self.deadline = Some(now + RESTART_DELAY);
+        self.recent_starts.push_back(now);
+        if self.recent_starts.len() > self.policy.start_limit_burst as usize + 1 {
+            self.recent_starts.pop_front();
         }
-        vec![]
+        vec![Action::Spawn]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    fn running(now: Instant) -> Service {
-        let mut s = Service::new("web", 0, true);
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn exited(status: ExitStatus) -> Event {
+        Event::Exited { status, group_alive: false }
+    }
+
+    fn running_with(policy: Policy, now: Instant) -> Service {
+        let mut s = Service::new("web", 0, policy);
         assert_eq!(s.step(Event::Start, now), vec![Action::Spawn]);
         assert_eq!(s.step(Event::Spawned(42), now), vec![]);
         s
+    }
+
+    fn running(now: Instant) -> Service {
+        running_with(Policy::default(), now)
     }
 
     #[test]
@@ -306,36 +433,116 @@ mod tests {
     fn exit_after_min_uptime_restarts_at_once() {
         let t0 = Instant::now();
         let mut s = running(t0);
-        let t1 = t0 + MIN_UPTIME;
-        assert_eq!(s.step(Event::Exited(ExitStatus::Signal(9)), t1), vec![Action::Spawn]);
+        let t1 = t0 + SECOND;
+        assert_eq!(s.step(exited(ExitStatus::Signal(9)), t1), vec![Action::Spawn]);
         assert_eq!(s.last_exit.as_deref(), Some("signal 9 (KILL)"));
         s.step(Event::Spawned(43), t1);
         assert_eq!(s.n_restarts, 1);
     }
 
     #[test]
-    fn quick_exit_waits_then_gives_up() {
+    fn quick_exits_back_off_exponentially_with_jitter_and_reset_after_a_good_run() {
+        let policy =
+            Policy { backoff_initial: SECOND, backoff_max: 8 * SECOND, start_limit_burst: 0, ..Policy::default() };
         let mut now = Instant::now();
-        let mut s = running(now);
-        for round in 1..MAX_QUICK_FAILURES {
-            assert_eq!(s.step(Event::Exited(ExitStatus::Code(1)), now), vec![]);
-            assert_eq!(s.state, State::Backoff, "round {round}");
-            assert_eq!(s.deadline, Some(now + RESTART_DELAY));
-            now += RESTART_DELAY;
+        let mut s = running_with(policy, now);
+        for expected in [1u32, 2, 4, 8, 8, 8] {
+            assert_eq!(s.step(exited(ExitStatus::Code(1)), now), vec![]);
+            assert_eq!(s.state, State::Backoff);
+            let delay = s.deadline.unwrap() - now;
+            let nominal = SECOND * expected;
+            assert!(delay >= nominal.mul_f64(0.8) && delay <= nominal.mul_f64(1.2), "{delay:?} vs {nominal:?}");
+            assert_eq!(s.next_start(), s.deadline);
+            now = s.deadline.unwrap();
             assert_eq!(s.step(Event::Deadline, now), vec![Action::Spawn]);
             s.step(Event::Spawned(100), now);
         }
-        s.step(Event::Exited(ExitStatus::Code(1)), now);
-        assert_eq!(s.state, State::Fatal);
-        assert_eq!(s.deadline, None);
+        // A run longer than min_uptime resets the backoff.
+        now += SECOND;
+        assert_eq!(s.step(exited(ExitStatus::Code(1)), now), vec![Action::Spawn]);
+        s.step(Event::Spawned(101), now);
+        s.step(exited(ExitStatus::Code(1)), now);
+        assert!(s.deadline.unwrap() - now <= SECOND.mul_f64(1.2));
+    }
+
+    #[test]
+    fn jitter_spreads_services_failing_together() {
+        let now = Instant::now();
+        let deadlines: Vec<Instant> = (0..20)
+            .map(|_| {
+                let mut s = running(now);
+                s.step(exited(ExitStatus::Code(1)), now);
+                s.deadline.unwrap()
+            })
+            .collect();
+        let first = deadlines[0];
+        assert!(deadlines.iter().any(|&d| d != first), "20 services backed off to the same instant");
+    }
+
+    #[test]
+    fn too_many_starts_within_the_interval_is_fatal() {
+        let policy =
+            Policy { start_limit_burst: 3, start_limit_interval: Duration::from_secs(10), ..Policy::default() };
+        let mut now = Instant::now();
+        let mut s = running_with(policy, now);
+        // Each run lasts min_uptime, so each restart is immediate.
+        for _ in 0..2 {
+            now += SECOND;
+            assert_eq!(s.step(exited(ExitStatus::Code(1)), now), vec![Action::Spawn]);
+            s.step(Event::Spawned(7), now);
+        }
+        now += SECOND;
+        assert_eq!(s.step(exited(ExitStatus::Code(1)), now), vec![]);
+        assert_eq!((s.state, s.deadline), (State::Fatal, None));
         // The user can always start it again.
         assert_eq!(s.step(Event::Start, now), vec![Action::Spawn]);
     }
 
     #[test]
-    fn spawn_failure_is_kept_as_last_exit() {
+    fn starts_spread_beyond_the_interval_are_not_fatal() {
+        let policy = Policy { start_limit_burst: 2, start_limit_interval: 3 * SECOND, ..Policy::default() };
+        let mut now = Instant::now();
+        let mut s = running_with(policy, now);
+        for _ in 0..10 {
+            now += 2 * SECOND;
+            assert_eq!(s.step(exited(ExitStatus::Code(1)), now), vec![Action::Spawn]);
+            s.step(Event::Spawned(7), now);
+        }
+    }
+
+    #[test]
+    fn on_failure_restarts_only_failures() {
+        let policy = Policy { restart: Restart::OnFailure, success_exit_codes: vec![0, 3], ..Policy::default() };
         let now = Instant::now();
-        let mut s = Service::new("web", 0, true);
+        let later = now + SECOND;
+        for (status, restarts) in [
+            (ExitStatus::Code(0), false),
+            (ExitStatus::Code(3), false),
+            (ExitStatus::Code(1), true),
+            (ExitStatus::Signal(libc::SIGTERM), true),
+            (ExitStatus::Unknown, true),
+        ] {
+            let mut s = running_with(policy.clone(), now);
+            let actions = s.step(exited(status), later);
+            assert_eq!(actions == vec![Action::Spawn], restarts, "{status:?}");
+            if !restarts {
+                assert_eq!(s.state, State::Exited);
+            }
+        }
+    }
+
+    #[test]
+    fn never_means_exited() {
+        let now = Instant::now();
+        let mut s = running_with(Policy { restart: Restart::Never, ..Policy::default() }, now);
+        assert_eq!(s.step(exited(ExitStatus::Code(1)), now), vec![]);
+        assert_eq!(s.state, State::Exited);
+    }
+
+    #[test]
+    fn spawn_failure_backs_off_and_is_kept_as_last_exit() {
+        let now = Instant::now();
+        let mut s = Service::new("web", 0, Policy::default());
         s.step(Event::Start, now);
         s.step(Event::SpawnFailed("exec /nope: No such file or directory".into()), now);
         assert_eq!(s.state, State::Backoff);
@@ -343,18 +550,43 @@ mod tests {
     }
 
     #[test]
-    fn stop_signals_the_group_then_kills_at_the_deadline() {
+    fn stop_sends_the_configured_signal_then_kills_at_the_timeout() {
+        let policy = Policy { stop_signal: libc::SIGINT, stop_timeout: 3 * SECOND, ..Policy::default() };
         let now = Instant::now();
-        let mut s = running(now);
-        assert_eq!(
-            s.step(Event::Stop, now),
-            vec![Action::Signal(42, libc::SIGTERM), Action::Signal(42, libc::SIGCONT)]
-        );
-        assert_eq!(s.deadline, Some(now + STOP_TIMEOUT));
-        assert_eq!(s.step(Event::Deadline, now + STOP_TIMEOUT), vec![Action::Signal(42, libc::SIGKILL)]);
-        assert_eq!(s.step(Event::Exited(ExitStatus::Signal(9)), now + STOP_TIMEOUT), vec![]);
+        let mut s = running_with(policy, now);
+        assert_eq!(s.step(Event::Stop, now), vec![Action::Signal(42, libc::SIGINT), Action::Signal(42, libc::SIGCONT)]);
+        assert_eq!(s.deadline, Some(now + 3 * SECOND));
+        assert_eq!(s.step(Event::Deadline, now + 3 * SECOND), vec![Action::Signal(42, libc::SIGKILL)]);
+        assert_eq!(s.step(exited(ExitStatus::Signal(9)), now + 3 * SECOND), vec![]);
         assert_eq!(s.state, State::Stopped);
         assert_eq!(s.want, Want::Down);
+    }
+
+    #[test]
+    fn a_stop_waits_for_the_whole_group() {
+        let now = Instant::now();
+        let mut s = running(now);
+        s.step(Event::Stop, now);
+        let drained = Event::Exited { status: ExitStatus::Signal(15), group_alive: true };
+        assert_eq!(s.step(drained, now), vec![]);
+        assert!(matches!(s.state, State::Draining { pgid: 42, requested: true, .. }));
+        assert!(s.state.is_up() && s.state.main_pid().is_none());
+        // Leftovers that ignore the stop signal are killed at the timeout.
+        let timeout = s.deadline.unwrap();
+        assert_eq!(s.step(Event::Deadline, timeout), vec![Action::Signal(42, libc::SIGKILL)]);
+        assert_eq!(s.step(Event::GroupGone, timeout), vec![]);
+        assert_eq!(s.state, State::Stopped);
+    }
+
+    #[test]
+    fn a_crash_that_leaves_workers_drains_them_before_restarting() {
+        let now = Instant::now();
+        let mut s = running(now);
+        let later = now + SECOND;
+        let crash = Event::Exited { status: ExitStatus::Signal(9), group_alive: true };
+        assert_eq!(s.step(crash, later), vec![Action::Signal(42, libc::SIGTERM), Action::Signal(42, libc::SIGCONT)]);
+        assert_eq!(s.state.name(), "stopping");
+        assert_eq!(s.step(Event::GroupGone, later), vec![Action::Spawn]);
     }
 
     #[test]
@@ -363,27 +595,17 @@ mod tests {
         let mut s = running(now);
         s.step(Event::Stop, now);
         assert_eq!(s.step(Event::Start, now), vec![]);
-        assert_eq!(s.step(Event::Exited(ExitStatus::Signal(15)), now), vec![Action::Spawn]);
-    }
-
-    #[test]
-    fn no_auto_restart_means_exited() {
-        let now = Instant::now();
-        let mut s = Service::new("once", 0, false);
-        s.step(Event::Start, now);
-        s.step(Event::Spawned(7), now);
-        assert_eq!(s.step(Event::Exited(ExitStatus::Code(0)), now + MIN_UPTIME), vec![]);
-        assert_eq!(s.state, State::Exited);
+        assert_eq!(s.step(exited(ExitStatus::Signal(15)), now), vec![Action::Spawn]);
     }
 
     #[test]
     fn stop_during_backoff_cancels_the_restart() {
         let now = Instant::now();
         let mut s = running(now);
-        s.step(Event::Exited(ExitStatus::Code(1)), now);
+        s.step(exited(ExitStatus::Code(1)), now);
         assert_eq!(s.state, State::Backoff);
         s.step(Event::Stop, now);
         assert_eq!((s.state, s.deadline), (State::Stopped, None));
-        assert_eq!(s.step(Event::Deadline, now + RESTART_DELAY), vec![]);
+        assert_eq!(s.step(Event::Deadline, now + SECOND), vec![]);
     }
 }

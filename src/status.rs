@@ -35,6 +35,8 @@ pub struct ProcessInfo {
     pub uptime_secs: Option<u64>,
     pub restarts: u32,
     pub last_exit: Option<String>,
+    /// In `backoff`: seconds until the next start is due.
+    pub next_start_secs: Option<u64>,
 }
 
 impl ProcessInfo {
@@ -57,7 +59,12 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
     out.push('\n');
     for (p, label) in processes.iter().zip(&labels) {
         let pid = p.pid.map_or("-".to_string(), |pid| pid.to_string());
-        let uptime = p.uptime_secs.map_or("-".to_string(), crate::msg::short_duration);
+        let uptime = match (p.uptime_secs, p.next_start_secs) {
+            (Some(secs), _) => crate::msg::short_duration(secs),
+            // For a service in backoff the column says when it starts again.
+            (None, Some(secs)) => format!("in {}", crate::msg::short_duration(secs)),
+            (None, None) => "-".to_string(),
+        };
         let last_exit = p.last_exit.as_deref().unwrap_or("-");
         let state = format!("{:<8}", p.state);
         let line =
@@ -104,6 +111,7 @@ mod tests {
             uptime_secs: (state == "running").then_some(400_000),
             restarts: 12,
             last_exit: last_exit.map(str::to_string),
+            next_start_secs: (state == "backoff").then_some(3),
         }
     }
 
@@ -116,7 +124,7 @@ mod tests {
         let json = doc.serialize_json();
         assert_eq!(
             json,
-            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null}]}"#
+            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null}]}"#
         );
         assert_eq!(Document::deserialize_json(&json).unwrap(), doc);
     }

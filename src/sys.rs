@@ -131,26 +131,36 @@ pub fn pipe(flags: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// A signal's conventional name without the SIG prefix ("TERM"), or its number.
 pub fn signal_name(signal: libc::c_int) -> String {
-    const NAMES: [(libc::c_int, &str); 16] = [
-        (libc::SIGHUP, "HUP"),
-        (libc::SIGINT, "INT"),
-        (libc::SIGQUIT, "QUIT"),
-        (libc::SIGILL, "ILL"),
-        (libc::SIGABRT, "ABRT"),
-        (libc::SIGBUS, "BUS"),
-        (libc::SIGFPE, "FPE"),
-        (libc::SIGKILL, "KILL"),
-        (libc::SIGUSR1, "USR1"),
-        (libc::SIGSEGV, "SEGV"),
-        (libc::SIGUSR2, "USR2"),
-        (libc::SIGPIPE, "PIPE"),
-        (libc::SIGALRM, "ALRM"),
-        (libc::SIGTERM, "TERM"),
-        (libc::SIGCONT, "CONT"),
-        (libc::SIGSTOP, "STOP"),
-    ];
-    NAMES.iter().find(|(n, _)| *n == signal).map_or_else(|| signal.to_string(), |(_, name)| (*name).to_string())
+    SIGNAL_NAMES.iter().find(|(n, _)| *n == signal).map_or_else(|| signal.to_string(), |(_, name)| (*name).to_string())
 }
+
+/// The number of a signal named "TERM", "SIGTERM" or "15" (1 to 64).
+pub fn signal_number(name: &str) -> Option<libc::c_int> {
+    if let Ok(n) = name.parse::<libc::c_int>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let bare = name.strip_prefix("SIG").unwrap_or(name);
+    SIGNAL_NAMES.iter().find(|(_, n)| n.eq_ignore_ascii_case(bare)).map(|(number, _)| *number)
+}
+
+const SIGNAL_NAMES: [(libc::c_int, &str); 16] = [
+    (libc::SIGHUP, "HUP"),
+    (libc::SIGINT, "INT"),
+    (libc::SIGQUIT, "QUIT"),
+    (libc::SIGILL, "ILL"),
+    (libc::SIGABRT, "ABRT"),
+    (libc::SIGBUS, "BUS"),
+    (libc::SIGFPE, "FPE"),
+    (libc::SIGKILL, "KILL"),
+    (libc::SIGUSR1, "USR1"),
+    (libc::SIGSEGV, "SEGV"),
+    (libc::SIGUSR2, "USR2"),
+    (libc::SIGPIPE, "PIPE"),
+    (libc::SIGALRM, "ALRM"),
+    (libc::SIGTERM, "TERM"),
+    (libc::SIGCONT, "CONT"),
+    (libc::SIGSTOP, "STOP"),
+];
 
 // ---------------------------------------------------------------------------
 // Processes.

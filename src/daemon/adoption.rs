@@ -33,7 +33,8 @@ impl Daemon {
                 ));
                 // The restart policy applies as if the exit had been seen.
                 let Some(def) = self.config.services.iter().find(|d| d.name == record.name) else { continue };
-                if !def.auto_restart && record.instance > 0 {
+                let restart = def.policy.restart != Restart::Never;
+                if !restart && record.instance > 0 {
                     continue;
                 }
                 let mut slot = Slot::new(Rc::new(def.clone()), record.instance);
@@ -41,7 +42,7 @@ impl Daemon {
                 slot.service.last_exit = Some("ended while the daemon was down".into());
                 slot.service.state = State::Exited;
                 self.slots.push(slot);
-                if def.auto_restart {
+                if restart {
                     let index = self.slots.len() - 1;
                     self.dispatch(index, Event::Start, now);
                 }
@@ -56,7 +57,7 @@ impl Daemon {
                 command: "(removed from the config)".into(),
                 args: Vec::new(),
                 working_directory: None,
-                auto_restart: false,
+                policy: crate::config::Policy { restart: Restart::Never, ..Default::default() },
                 max_instances: 1,
                 autostart: false,
                 environment: Vec::new(),
@@ -67,7 +68,7 @@ impl Daemon {
             let since = now.checked_sub(uptime).unwrap_or(now);
             let mut slot = Slot::new(Rc::new(def.clone()), record.instance);
             slot.service =
-                Service::adopted(&def.name, record.instance, def.auto_restart, record.pid, since, record.restarts);
+                Service::adopted(&def.name, record.instance, def.policy.clone(), record.pid, since, record.restarts);
             slot.starttime = record.starttime;
             slot.started_at = record.started_at;
             slot.watch = self.watch(record.pid);
@@ -147,10 +148,8 @@ impl Daemon {
     /// An adopted process ended (its pidfd turned readable, or a check found
     /// it gone): feed the exit to its state machine.
     pub(super) fn adopted_ended(&mut self, index: usize, now: Instant) {
-        let Some(pid) = self.slots[index].service.state.pid() else { return };
         self.slots[index].watch = Watch::Child;
-        self.log.info(format_args!("{}: adopted pid {pid} ended", label(&self.slots[index].service)));
-        self.dispatch(index, Event::Exited(ExitStatus::Unknown), now);
+        self.ended(index, ExitStatus::Unknown, now);
     }
 
     /// The fallback watcher: an adopted process is gone when its pid no
@@ -163,7 +162,7 @@ impl Daemon {
                 continue;
             }
             any = true;
-            let Some(pid) = slot.service.state.pid() else { continue };
+            let Some(pid) = slot.service.state.main_pid() else { continue };
             if state::process_starttime(pid) != Some(slot.starttime) {
                 self.adopted_ended(index, now);
             }

@@ -65,7 +65,7 @@ impl Daemon {
                         match outcome {
                             Outcome::Wait(wait) => {
                                 client.phase = Phase::Waiting(wait);
-                                client.deadline = now + WAIT_TIMEOUT;
+                                client.deadline = now + self.wait_timeout();
                             }
                             Outcome::Reply(answer) => client.reply(answer, now),
                         }

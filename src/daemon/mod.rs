@@ -30,11 +30,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::{fs::File, io, io::Write};
 
+use crate::config::Restart;
 use crate::config::{self, Config, ServiceDef};
 use crate::control::{MAX_LINE, Request, Target};
 use crate::msg::{self, Log};
 use crate::pidfile::{PidFile, PidFileError};
-use crate::service::{Action, Event, STOP_TIMEOUT, Service, State, Want};
+use crate::service::{Action, Event, Service, State, Want};
 use crate::state::{self, Record};
 use crate::status;
 use crate::sys::{self, ExitStatus, PollFd, SignalPipe, Spawn};
@@ -43,9 +44,11 @@ use crate::sys::{self, ExitStatus, PollFd, SignalPipe, Spawn};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to read its reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long `stop`, `restart` and `shutdown --stop-all` wait for the
-/// processes: the stop timeout, then SIGKILL, then some slack.
-const WAIT_TIMEOUT: Duration = Duration::from_secs(STOP_TIMEOUT.as_secs() + 5);
+/// How long `stop`, `restart` and `shutdown --stop-all` wait beyond the
+/// longest stop timeout involved (for SIGKILL to take effect).
+const WAIT_SLACK: Duration = Duration::from_secs(5);
+/// How often the group of a draining instance is checked for being gone.
+const DRAIN_CHECK: Duration = Duration::from_millis(20);
 /// Connections served at once; more are refused.
 const MAX_CLIENTS: usize = 64;
 
@@ -70,7 +73,7 @@ struct Slot {
 impl Slot {
     fn new(def: Rc<ServiceDef>, instance: u32) -> Slot {
         Slot {
-            service: Service::new(&def.name, instance, def.auto_restart),
+            service: Service::new(&def.name, instance, def.policy.clone()),
             def,
             retired: false,
             watch: Watch::Child,
@@ -280,6 +283,7 @@ impl Daemon {
             if self.next_check.is_some_and(|at| at <= now) {
                 self.check_polled(now);
             }
+            self.check_draining(now);
             self.fire_deadlines(now);
             if fds[1].ready() {
                 self.accept(now);
@@ -299,7 +303,12 @@ impl Daemon {
     fn next_deadline(&self) -> Option<Instant> {
         let services = self.slots.iter().filter_map(|s| s.service.deadline);
         let clients = self.clients.iter().map(|c| c.deadline);
-        services.chain(clients).chain(self.next_check).min()
+        let draining = self
+            .slots
+            .iter()
+            .any(|s| matches!(s.service.state, State::Draining { .. }))
+            .then(|| Instant::now() + DRAIN_CHECK);
+        services.chain(clients).chain(self.next_check).chain(draining).min()
     }
 
     fn on_signal(&mut self, signal: libc::c_int, now: Instant) {
@@ -406,36 +415,63 @@ impl Daemon {
 
     fn reap(&mut self, now: Instant) {
         while let Some((pid, status)) = sys::reap_one() {
-            let Some(index) = self.slots.iter().position(|s| s.service.state.pid() == Some(pid)) else {
-                continue; // an orphan we inherited as a subreaper, or a helper
-            };
-            self.log.info(format_args!("{}: pid {pid} ended with {status}", label(&self.slots[index].service)));
-            self.dispatch(index, Event::Exited(status), now);
-            let service = &self.slots[index].service;
-            let then = match service.state {
-                State::Backoff => format!(
-                    "exited too soon; next start in {}s",
-                    service.deadline.map_or(0, |d| d.saturating_duration_since(now).as_secs_f64().ceil() as u64)
-                ),
-                State::Fatal => {
-                    "failed too often in a row; giving up (fatal) until start-process or restart".to_string()
+            // Not one of ours: an orphan inherited as a subreaper.
+            if let Some(index) = self.slots.iter().position(|s| s.service.state.main_pid() == Some(pid)) {
+                self.ended(index, status, now);
+            }
+        }
+    }
+
+    /// The main process of an instance ended: tell its state machine, with
+    /// whether the rest of its process group lives on, and log the outcome.
+    fn ended(&mut self, index: usize, status: ExitStatus, now: Instant) {
+        let Some(pid) = self.slots[index].service.state.main_pid() else { return };
+        let group_alive = sys::kill_group(pid, 0).is_ok();
+        let label = label(&self.slots[index].service);
+        self.log.info(format_args!("{label}: pid {pid} ended with {status}"));
+        self.dispatch(index, Event::Exited { status, group_alive }, now);
+        let service = &self.slots[index].service;
+        let then = match service.state {
+            State::Backoff => format!(
+                "exited too soon; next start in {:.1}s",
+                service.deadline.map_or(0.0, |d| d.saturating_duration_since(now).as_secs_f64())
+            ),
+            State::Fatal => format!(
+                "started more than {} times within {}s; giving up (fatal) until start-process or restart",
+                service.policy.start_limit_burst,
+                service.policy.start_limit_interval.as_secs_f64()
+            ),
+            State::Exited => match service.policy.restart {
+                Restart::Never => "not restarted (restart = \"never\")".to_string(),
+                Restart::OnFailure | Restart::Always => "not restarted (a successful exit)".to_string(),
+            },
+            State::Draining { .. } => format!("waiting for the rest of process group {pid} to end"),
+            // Restarted (the spawn logged it) or stopped on request.
+            State::Stopped | State::Starting | State::Running { .. } | State::Stopping { .. } => return,
+        };
+        self.log.info(format_args!("{label}: {then}"));
+    }
+
+    /// Feeds `GroupGone` to draining instances whose process group is gone.
+    fn check_draining(&mut self, now: Instant) {
+        for index in 0..self.slots.len() {
+            if let State::Draining { pgid, .. } = self.slots[index].service.state {
+                if sys::kill_group(pgid, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH)) {
+                    self.dispatch(index, Event::GroupGone, now);
                 }
-                State::Exited => "not restarted (auto_restart = false)".to_string(),
-                // Restarted (the spawn logged it) or stopped on request.
-                State::Stopped | State::Starting | State::Running { .. } | State::Stopping { .. } => continue,
-            };
-            self.log.info(format_args!("{}: {then}", label(service)));
+            }
         }
     }
 
     fn fire_deadlines(&mut self, now: Instant) {
         for index in 0..self.slots.len() {
             if self.slots[index].service.deadline.is_some_and(|d| d <= now) {
-                if let State::Stopping { pid, .. } = self.slots[index].service.state {
+                let service = &self.slots[index].service;
+                if let State::Stopping { pid, .. } | State::Draining { pgid: pid, .. } = service.state {
                     self.log.warning(format_args!(
-                        "{}: pid {pid} did not stop within {}s; sending KILL",
-                        label(&self.slots[index].service),
-                        STOP_TIMEOUT.as_secs()
+                        "{}: process group {pid} did not stop within {}s; sending KILL",
+                        label(service),
+                        service.policy.stop_timeout.as_secs_f64()
                     ));
                 }
                 self.dispatch(index, Event::Deadline, now);

@@ -40,7 +40,8 @@ impl Daemon {
             }
             Request::Stop { target } => {
                 let indices = match target {
-                    Target::All => Ok((0..self.slots.len()).collect()),
+                    // The reverse of start (config) order, as init systems do.
+                    Target::All => Ok((0..self.slots.len()).rev().collect()),
                     Target::Name(name) => self.select(&name),
                 };
                 match indices {
@@ -63,7 +64,7 @@ impl Daemon {
             }
             Request::Shutdown { stop_all: true } => {
                 self.log.info("shutdown --stop-all requested: stopping every service, then exiting");
-                for index in 0..self.slots.len() {
+                for index in (0..self.slots.len()).rev() {
                     self.dispatch(index, Event::Stop, now);
                 }
                 self.exit = true;
@@ -118,11 +119,12 @@ impl Daemon {
                 return (false, lines);
             }
         };
-        let (mut added, mut removed, mut changed, mut unchanged) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        let (mut added, mut removed, mut restarted, mut updated, mut unchanged) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
         for index in 0..self.slots.len() {
             let name = self.slots[index].service.name.clone();
             if !self.slots[index].retired && !new.services.iter().any(|d| d.name == name) {
-                if self.slots[index].service.instance == 0 {
+                if !removed.contains(&name) {
                     removed.push(name);
                 }
                 self.slots[index].retired = true;
@@ -133,44 +135,75 @@ impl Daemon {
             let indices: Vec<usize> = (0..self.slots.len())
                 .filter(|&i| !self.slots[i].retired && self.slots[i].service.name == def.name)
                 .collect();
-            if indices.is_empty() {
+            let Some(&first) = indices.first() else {
                 added.push(def.name.clone());
                 self.add(def.clone());
-            } else if *self.slots[indices[0]].def != *def {
-                changed.push(def.name.clone());
-                let def = Rc::new(def.clone());
-                for index in indices {
-                    let slot = &mut self.slots[index];
-                    slot.def = Rc::clone(&def);
-                    slot.service.auto_restart = def.auto_restart;
-                    if slot.service.state.is_up() {
-                        self.dispatch(index, Event::Stop, now);
-                        self.dispatch(index, Event::Start, now);
-                    }
-                }
-            } else {
+                continue;
+            };
+            let old = Rc::clone(&self.slots[first].def);
+            if *old == *def {
                 unchanged += 1;
+                continue;
+            }
+            // What it runs changed: restart the running instances. Only the
+            // policy (or autostart, max_instances) changed: apply it live.
+            let restart = old.fingerprint() != def.fingerprint();
+            if restart {
+                restarted.push(def.name.clone())
+            } else {
+                updated.push(def.name.clone())
+            }
+            let def = Rc::new(def.clone());
+            for index in indices {
+                let slot = &mut self.slots[index];
+                slot.def = Rc::clone(&def);
+                slot.service.policy = def.policy.clone();
+                if restart && slot.service.state.is_up() {
+                    self.dispatch(index, Event::Stop, now);
+                    self.dispatch(index, Event::Start, now);
+                }
             }
         }
         let mut lines = Vec::new();
-        if new.daemon != self.config.daemon {
-            lines.push("note: [daemon] settings changed; they take effect when the daemon is restarted".to_string());
+        let (old, fresh) = (&self.config.daemon, &new.daemon);
+        let fixed = [
+            ("pid_file", old.pid_file != fresh.pid_file),
+            ("log_file", old.log_file != fresh.log_file),
+            ("control_socket", old.control_socket != fresh.control_socket),
+            ("state_file", old.state_file != fresh.state_file),
+            ("subreaper", old.subreaper != fresh.subreaper),
+        ];
+        let needs_restart: Vec<&str> = fixed.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect();
+        if !needs_restart.is_empty() {
+            lines.push(format!(
+                "note: [daemon] {} changed; the daemon keeps the old value until it is restarted",
+                needs_restart.join(", ")
+            ));
         }
+        self.config.daemon.check_interval = fresh.check_interval;
         let list = |names: &[String]| {
             if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
         };
         lines.push(format!(
-            "reloaded {}: {} added{}, {} removed{}, {} restarted{}, {unchanged} unchanged",
+            "reloaded {}: {} added{}, {} removed{}, {} restarted{}, {} updated in place{}, {unchanged} unchanged",
             new.path.display(),
             added.len(),
             list(&added),
             removed.len(),
             list(&removed),
-            changed.len(),
-            list(&changed)
+            restarted.len(),
+            list(&restarted),
+            updated.len(),
+            list(&updated),
         ));
         self.config.services = new.services;
         (true, lines)
+    }
+
+    /// How long a waiting request may wait: the longest stop timeout of any
+    /// instance, plus time for SIGKILL to work.
+    pub(super) fn wait_timeout(&self) -> Duration {
+        self.slots.iter().map(|s| s.service.policy.stop_timeout).max().unwrap_or_default() + WAIT_SLACK
     }
 
     pub(super) fn status_document(&self, indices: &[usize], now: Instant) -> status::Document {
@@ -198,6 +231,9 @@ impl Daemon {
                         uptime_secs: uptime,
                         restarts: s.n_restarts,
                         last_exit: s.last_exit.clone(),
+                        next_start_secs: s
+                            .next_start()
+                            .map(|at| at.saturating_duration_since(now).as_secs_f64().ceil() as u64),
                     }
                 })
                 .collect(),
@@ -234,7 +270,7 @@ impl Daemon {
                         State::Running { pid, .. } if Some(pid) != *old => {
                             lines.push(format!("{}: restarted (pid {pid})", label(s)))
                         }
-                        State::Running { .. } | State::Stopping { .. } | State::Starting => {
+                        State::Running { .. } | State::Stopping { .. } | State::Draining { .. } | State::Starting => {
                             return None;
                         }
                         State::Stopped | State::Backoff | State::Exited | State::Fatal => {
