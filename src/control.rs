@@ -130,9 +130,15 @@ pub fn request(socket: &Path, request: &Request, timeout: Duration) -> Result<Re
     stream.set_write_timeout(Some(timeout)).map_err(ClientError::Io)?;
     stream.write_all(format!("{}\n", request.to_line()).as_bytes()).map_err(ClientError::Io)?;
     let mut lines = Vec::new();
-    for line in BufReader::new(stream).lines() {
+    let mut reader = BufReader::new(stream);
+    for line in (&mut reader).lines() {
         let line = line.map_err(ClientError::Io)?;
         if line == "ok" {
+            if let Request::Shutdown { .. } = request {
+                // The daemon holds this connection until it has released
+                // its pid file; EOF means a new daemon can start at once.
+                let _ = io::copy(&mut reader, &mut io::sink());
+            }
             return Ok(Reply { lines, result: Ok(()) });
         }
         if let Some(message) = line.strip_prefix("err ") {

@@ -200,6 +200,9 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
     daemon.persist();
     daemon.log.info("exiting; services left running");
     pid_file.remove();
+    // Only now close the clients: a `shutdown` client waits for this EOF,
+    // which thus means the pid file is free for the next daemon.
+    drop(daemon);
     Ok(())
 }
 

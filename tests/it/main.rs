@@ -7,5 +7,6 @@ mod commands;
 mod config;
 mod control_socket;
 mod daemon_process;
+mod init_scripts;
 mod lifecycle;
 mod reload;
