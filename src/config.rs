@@ -80,6 +80,16 @@ pub struct ServiceDef {
     pub autostart: bool,
     /// Added to (and overriding) the daemon's environment, in file order.
     pub environment: Vec<(String, String)>,
+    /// Start from an empty environment (plus PATH) instead of the daemon's.
+    pub clear_environment: bool,
+    /// The user it runs as (HOME, USER and LOGNAME are set for it).
+    pub user: Option<crate::users::User>,
+    /// What the process switches to before exec; `None` keeps the daemon's.
+    pub credentials: Option<crate::sys::Credentials>,
+    pub umask: Option<u32>,
+    pub nice: Option<i32>,
+    /// `limits = { nofile = 4096 }`, as (name, limit) in file order.
+    pub limits: Vec<(String, crate::sys::Limit)>,
 }
 
 impl ServiceDef {
@@ -88,6 +98,26 @@ impl ServiceDef {
     /// only a change of fingerprint needs a restart; policy keys
     /// (the [`Policy`], autostart, max_instances) apply live.
     pub fn fingerprint(&self) -> u64 {
+        // What else shapes the process, in a fixed form. Each key adds to
+        // the hash only when set away from its default, so a new version
+        // that adds keys leaves old fingerprints alone: an upgrade must not
+        // look like an edit of every service.
+        let mut extra = String::new();
+        if self.clear_environment {
+            extra.push_str(" clear");
+        }
+        if let Some(umask) = self.umask {
+            extra.push_str(&format!(" umask={umask:o}"));
+        }
+        if let Some(nice) = self.nice {
+            extra.push_str(&format!(" nice={nice}"));
+        }
+        if let Some(c) = &self.credentials {
+            extra.push_str(&format!(" uid={} gid={} groups={:?}", c.uid, c.gid, c.groups));
+        }
+        for (name, limit) in &self.limits {
+            extra.push_str(&format!(" {name}={:?}", limit.value));
+        }
         let cwd = self.working_directory.as_ref().map(|p| p.as_os_str().as_encoded_bytes());
         let parts = std::iter::once(self.command.as_bytes())
             .chain(std::iter::once(&b"args"[..]))
@@ -96,7 +126,30 @@ impl ServiceDef {
             .chain(cwd)
             .chain(std::iter::once(&b"env"[..]))
             .chain(self.environment.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
-        crate::state::fingerprint(parts)
+        crate::state::fingerprint(parts.chain((!extra.is_empty()).then_some(extra.as_bytes())))
+    }
+}
+
+impl ServiceDef {
+    /// Stands in for a service found running from the state file but gone
+    /// from the config: it is only ever stopped.
+    pub fn removed(name: &str) -> ServiceDef {
+        ServiceDef {
+            name: name.to_string(),
+            command: "(removed from the config)".into(),
+            args: Vec::new(),
+            working_directory: None,
+            policy: Policy { restart: Restart::Never, ..Policy::default() },
+            max_instances: 1,
+            autostart: false,
+            environment: Vec::new(),
+            clear_environment: false,
+            user: None,
+            credentials: None,
+            umask: None,
+            nice: None,
+            limits: Vec::new(),
+        }
     }
 }
 
@@ -382,6 +435,20 @@ impl Checker<'_> {
         let max_instances = self.integer(table, "max_instances", &cx, 1, 1000).unwrap_or(1) as u32;
         let autostart = self.boolean(table, "autostart", &cx).unwrap_or(true);
         let environment = self.environment(table, &cx);
+        let clear_environment = self.boolean(table, "clear_environment", &cx).unwrap_or(false);
+        let (user, credentials) = self.identity(table, &cx);
+        let umask = self.string(table, "umask", &cx).and_then(|text| match u32::from_str_radix(&text, 8) {
+            Ok(mask) if mask <= 0o777 && !text.is_empty() => Some(mask),
+            _ => {
+                self.report(
+                    value_span(table, "umask"),
+                    format!("{cx}umask: {text:?} is not an octal mask such as \"022\""),
+                );
+                None
+            }
+        });
+        let nice = self.integer(table, "nice", &cx, -20, 19).map(|n| n as i32);
+        let limits = self.limits(table, &cx);
         let command = command.map(|c| {
             // A relative path with a slash means "relative to this file"; a
             // bare name is searched in PATH at spawn time.
@@ -397,6 +464,12 @@ impl Checker<'_> {
                 max_instances,
                 autostart,
                 environment,
+                clear_environment,
+                user,
+                credentials,
+                umask,
+                nice,
+                limits,
             },
             name_span,
         ))
@@ -512,6 +585,98 @@ impl Checker<'_> {
             return None;
         }
         Some(Duration::from_secs_f64(secs))
+    }
+
+    /// `user` and `group`, resolved through /etc/passwd and /etc/group.
+    fn identity(
+        &mut self,
+        table: &dyn TableLike,
+        cx: &str,
+    ) -> (Option<crate::users::User>, Option<crate::sys::Credentials>) {
+        let user_key = self.string(table, "user", cx);
+        let group_key = self.string(table, "group", cx);
+        if user_key.is_none() && group_key.is_none() {
+            return (None, None);
+        }
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let (passwd, groups) = (read("/etc/passwd"), read("/etc/group"));
+        let user = match &user_key {
+            Some(key) => match crate::users::find_user(&passwd, key) {
+                Some(user) => Some(user),
+                None => {
+                    self.report(value_span(table, "user"), format!("{cx}user: no user {key:?} in /etc/passwd"));
+                    return (None, None);
+                }
+            },
+            None => None,
+        };
+        let gid = match &group_key {
+            Some(key) => match crate::users::find_group(&groups, key) {
+                Some(gid) => Some(gid),
+                None => {
+                    self.report(value_span(table, "group"), format!("{cx}group: no group {key:?} in /etc/group"));
+                    return (None, None);
+                }
+            },
+            None => None,
+        };
+        let euid = crate::sys::geteuid();
+        let (uid, gid, supplementary) = match &user {
+            Some(u) => {
+                let gid = gid.unwrap_or(u.gid);
+                (u.uid, gid, crate::users::groups_of(&groups, &u.name, gid))
+            }
+            None => (euid, gid.unwrap_or(0), vec![gid.unwrap_or(0)]),
+        };
+        if euid != 0 {
+            let key = if user.is_some() { "user" } else { "group" };
+            self.report(
+                value_span(table, key),
+                format!("{cx}{key}: switching identity needs the daemon to run as root (it runs as uid {euid})"),
+            );
+            return (None, None);
+        }
+        (user, Some(crate::sys::Credentials { uid, gid, groups: supplementary }))
+    }
+
+    /// `limits = { nofile = 4096, core = 0, as = "unlimited" }`.
+    fn limits(&mut self, table: &dyn TableLike, cx: &str) -> Vec<(String, crate::sys::Limit)> {
+        let Some((key, item)) = table.get_key_value("limits") else { return Vec::new() };
+        let Some(limits) = item.as_table_like() else {
+            self.report(
+                item.span().or(key.span()),
+                format!("{cx}limits: expected a table such as {{ nofile = 4096 }}, found {}", type_name(item)),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (name, value) in limits.iter() {
+            let span = value.span().or_else(|| limits.get_key_value(name).and_then(|(k, _)| k.span()));
+            let Some(resource) = crate::sys::limit_resource(name) else {
+                let hint = nearest(name, &crate::sys::LIMIT_NAMES)
+                    .map(|k| format!(" (did you mean \"{k}\"?)"))
+                    .unwrap_or_default();
+                let key_span = limits.get_key_value(name).and_then(|(k, _)| k.span());
+                self.report(
+                    key_span,
+                    format!(
+                        "{cx}limits: unknown limit \"{name}\"{hint}; known: {}",
+                        crate::sys::LIMIT_NAMES.join(", ")
+                    ),
+                );
+                continue;
+            };
+            let value = match (value.as_integer(), value.as_str()) {
+                (Some(n), _) if n >= 0 => Some(n as u64),
+                (_, Some("unlimited" | "infinity")) => None,
+                _ => {
+                    self.report(span, format!("{cx}limits.{name}: expected a non-negative integer or \"unlimited\""));
+                    continue;
+                }
+            };
+            out.push((name.to_string(), crate::sys::Limit { resource, value }));
+        }
+        out
     }
 
     fn environment(&mut self, table: &dyn TableLike, cx: &str) -> Vec<(String, String)> {

@@ -25,6 +25,7 @@ mod state;
 mod status;
 #[allow(unsafe_code)]
 mod sys;
+mod users;
 
 fn main() {
     std::process::exit(cli::main());

@@ -228,13 +228,85 @@ pub enum SpawnStage {
     Chdir = 1,
     Exec = 2,
     Setup = 3,
+    Nice = 4,
+    /// The limit at `SpawnError::index` of [`Spawn::limits`].
+    Limit = 5,
+    Groups = 6,
+    Gid = 7,
+    Uid = 8,
 }
 
 /// A spawn that failed in the child before `execve` succeeded.
 #[derive(Debug)]
 pub struct SpawnError {
     pub stage: SpawnStage,
+    /// Which limit failed, for [`SpawnStage::Limit`].
+    pub index: usize,
     pub error: io::Error,
+}
+
+/// Who a service runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    /// Supplementary groups.
+    pub groups: Vec<libc::gid_t>,
+}
+
+/// A resource limit (`RLIMIT_*`), set as both soft and hard limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub resource: i32,
+    /// `None`: unlimited.
+    pub value: Option<u64>,
+}
+
+/// The `RLIMIT_*` number of a resource by its `ulimit`/systemd name.
+pub fn limit_resource(name: &str) -> Option<i32> {
+    let resource = match name {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        _ => return None,
+    };
+    Some(resource as i32)
+}
+
+/// The names [`limit_resource`] knows.
+pub const LIMIT_NAMES: [&str; 15] = [
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "sigpending",
+    "stack",
+];
+
+pub fn geteuid() -> libc::uid_t {
+    // SAFETY: geteuid cannot fail and takes no arguments.
+    unsafe { libc::geteuid() }
 }
 
 /// Everything the child needs, built before `fork` so the child allocates
@@ -245,6 +317,10 @@ pub struct Spawn {
     argv: Vec<CString>,
     envp: Vec<CString>,
     cwd: Option<CString>,
+    umask: Option<libc::mode_t>,
+    nice: Option<i32>,
+    limits: Vec<Limit>,
+    credentials: Option<Credentials>,
 }
 
 impl Spawn {
@@ -279,7 +355,29 @@ impl Spawn {
             Some(dir) => Some(cstring(dir.as_os_str().as_bytes().to_vec())?),
             None => None,
         };
-        Ok(Spawn { candidates, argv, envp, cwd })
+        Ok(Spawn { candidates, argv, envp, cwd, umask: None, nice: None, limits: Vec::new(), credentials: None })
+    }
+
+    /// The file mode creation mask the service starts with.
+    pub fn umask(mut self, umask: Option<u32>) -> Spawn {
+        self.umask = umask.map(|m| m as libc::mode_t);
+        self
+    }
+
+    pub fn nice(mut self, nice: Option<i32>) -> Spawn {
+        self.nice = nice;
+        self
+    }
+
+    pub fn limits(mut self, limits: &[Limit]) -> Spawn {
+        self.limits = limits.to_vec();
+        self
+    }
+
+    /// Drop to these credentials (supplementary groups, then gid, then uid).
+    pub fn credentials(mut self, credentials: Option<&Credentials>) -> Spawn {
+        self.credentials = credentials.cloned();
+        self
     }
 
     /// Forks and execs. The child gets its own session and process group
@@ -287,13 +385,14 @@ impl Spawn {
     /// stdout and stderr. Returns once the child has exec'ed, or with the
     /// error it hit before that (the child is then already reaped).
     pub fn run(&self, stdin: &File) -> Result<Pid, SpawnError> {
-        let setup = |error| SpawnError { stage: SpawnStage::Setup, error };
+        let setup = |error| SpawnError { stage: SpawnStage::Setup, index: 0, error };
         let argv = null_terminated(&self.argv);
         let envp = null_terminated(&self.envp);
         let (err_read, err_write) = pipe(libc::O_CLOEXEC).map_err(setup)?;
 
         // SAFETY: the child branch below only calls async-signal-safe
-        // functions (setsid, sigaction, sigprocmask, dup2, chdir, execve,
+        // functions (setsid, sigaction, sigprocmask, dup2, umask,
+        // setpriority, setrlimit, setgroups, setgid, setuid, chdir, execve,
         // write, _exit) on data prepared before the fork; it never returns
         // into Rust code that could allocate or unwind.
         let pid = unsafe { libc::fork() };
@@ -308,7 +407,7 @@ impl Spawn {
 
         // The pipe is close-on-exec: EOF means exec succeeded; 5 bytes mean
         // the child reports the stage and errno it failed with.
-        let mut report = [0u8; 5];
+        let mut report = [0u8; 6];
         let mut got = 0;
         while got < report.len() {
             // SAFETY: reading into the unfilled tail of `report`.
@@ -332,10 +431,15 @@ impl Spawn {
         let stage = match report[0] {
             1 => SpawnStage::Chdir,
             2 => SpawnStage::Exec,
+            4 => SpawnStage::Nice,
+            5 => SpawnStage::Limit,
+            6 => SpawnStage::Groups,
+            7 => SpawnStage::Gid,
+            8 => SpawnStage::Uid,
             _ => SpawnStage::Setup,
         };
-        let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
-        Err(SpawnError { stage, error: io::Error::from_raw_os_error(errno) })
+        let errno = i32::from_ne_bytes([report[2], report[3], report[4], report[5]]);
+        Err(SpawnError { stage, index: usize::from(report[1]), error: io::Error::from_raw_os_error(errno) })
     }
 }
 
@@ -354,15 +458,16 @@ unsafe fn child_after_fork(
     stdin: RawFd,
     err_fd: RawFd,
 ) -> ! {
-    let fail = |stage: SpawnStage, errno: libc::c_int| -> ! {
-        let mut report = [stage as u8, 0, 0, 0, 0];
-        report[1..].copy_from_slice(&errno.to_ne_bytes());
+    let fail_at = |stage: SpawnStage, index: usize, errno: libc::c_int| -> ! {
+        let mut report = [stage as u8, index.min(255) as u8, 0, 0, 0, 0];
+        report[2..].copy_from_slice(&errno.to_ne_bytes());
         // SAFETY: write and _exit are async-signal-safe; `report` is on our stack.
         unsafe {
             libc::write(err_fd, report.as_ptr().cast(), report.len());
             libc::_exit(if errno == libc::ENOENT { 127 } else { 126 });
         }
     };
+    let fail = |stage: SpawnStage, errno: libc::c_int| -> ! { fail_at(stage, 0, errno) };
     let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
     // SAFETY: all calls below are async-signal-safe and take pointers to data
     // that was fully built before fork and is not modified.
@@ -383,6 +488,34 @@ unsafe fn child_after_fork(
         if libc::dup2(stdin, 0) < 0 {
             fail(SpawnStage::Setup, errno());
         }
+        if let Some(mask) = spawn.umask {
+            libc::umask(mask);
+        }
+        if let Some(nice) = spawn.nice {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) < 0 {
+                fail(SpawnStage::Nice, errno());
+            }
+        }
+        for (index, limit) in spawn.limits.iter().enumerate() {
+            let value = limit.value.map_or(libc::RLIM_INFINITY, |v| v as libc::rlim_t);
+            let rlimit = libc::rlimit { rlim_cur: value, rlim_max: value };
+            if libc::setrlimit(limit.resource as _, &rlimit) < 0 {
+                fail_at(SpawnStage::Limit, index, errno());
+            }
+        }
+        // Groups first, then gid, then uid: after setuid we could not.
+        if let Some(credentials) = &spawn.credentials {
+            if libc::setgroups(credentials.groups.len() as _, credentials.groups.as_ptr()) < 0 {
+                fail(SpawnStage::Groups, errno());
+            }
+            if libc::setgid(credentials.gid) < 0 {
+                fail(SpawnStage::Gid, errno());
+            }
+            if libc::setuid(credentials.uid) < 0 {
+                fail(SpawnStage::Uid, errno());
+            }
+        }
+        // After dropping privileges, so the directory is checked as the user.
         if let Some(cwd) = &spawn.cwd {
             if libc::chdir(cwd.as_ptr()) < 0 {
                 fail(SpawnStage::Chdir, errno());

@@ -52,16 +52,7 @@ impl Daemon {
             let removed = def.is_none();
             // A service removed while the daemon was down is adopted only to
             // be stopped, as a reload would; it keeps the recorded command.
-            let def = def.unwrap_or_else(|| ServiceDef {
-                name: record.name.clone(),
-                command: "(removed from the config)".into(),
-                args: Vec::new(),
-                working_directory: None,
-                policy: crate::config::Policy { restart: Restart::Never, ..Default::default() },
-                max_instances: 1,
-                autostart: false,
-                environment: Vec::new(),
-            });
+            let def = def.unwrap_or_else(|| ServiceDef::removed(&record.name));
             let uptime = state::seconds_since_boot()
                 .map(|boot| boot - record.starttime as f64 / sys::clock_ticks() as f64)
                 .map_or(Duration::ZERO, |secs| Duration::from_secs_f64(secs.max(0.0)));

@@ -381,23 +381,31 @@ impl Daemon {
         if slot.retired {
             return Event::SpawnFailed("removed from the config".into());
         }
-        let mut env = self.env.clone();
-        for (k, v) in &def.environment {
-            env.retain(|entry| !entry.starts_with(k.as_bytes()) || entry.get(k.len()) != Some(&b'='));
-            env.push(format!("{k}={v}").into_bytes());
-        }
+        let env = self.environment(def);
         let cwd = def.working_directory.as_deref().or_else(|| self.config.path.parent());
+        let limits: Vec<sys::Limit> = def.limits.iter().map(|(_, limit)| *limit).collect();
         let result = Spawn::new(&def.command, &def.args, &env, cwd)
             .map_err(|e| format!("{}: {}", def.command, msg::io_error(&e)))
             .and_then(|spawn| {
-                spawn.run(&self.stdin).map_err(|e| match e.stage {
-                    sys::SpawnStage::Exec => {
-                        format!("exec {}: {}", def.command, msg::io_error(&e.error))
-                    }
-                    sys::SpawnStage::Chdir => {
-                        format!("chdir {}: {}", cwd.unwrap_or(Path::new("/")).display(), msg::io_error(&e.error))
-                    }
-                    sys::SpawnStage::Setup => format!("spawn: {}", msg::io_error(&e.error)),
+                let spawn = spawn.umask(def.umask).nice(def.nice).limits(&limits).credentials(def.credentials.as_ref());
+                spawn.run(&self.stdin).map_err(|e| {
+                    let what = match e.stage {
+                        sys::SpawnStage::Exec => format!("exec {}", def.command),
+                        sys::SpawnStage::Chdir => format!("chdir {}", cwd.unwrap_or(Path::new("/")).display()),
+                        sys::SpawnStage::Setup => "spawn".to_string(),
+                        sys::SpawnStage::Nice => format!("nice {}", def.nice.unwrap_or(0)),
+                        sys::SpawnStage::Limit => match def.limits.get(e.index) {
+                            Some((name, limit)) => match limit.value {
+                                Some(value) => format!("setrlimit {name}={value}"),
+                                None => format!("setrlimit {name}=unlimited"),
+                            },
+                            None => "setrlimit".to_string(),
+                        },
+                        sys::SpawnStage::Groups => "setgroups".to_string(),
+                        sys::SpawnStage::Gid => format!("setgid {}", def.credentials.as_ref().map_or(0, |c| c.gid)),
+                        sys::SpawnStage::Uid => format!("setuid {}", def.credentials.as_ref().map_or(0, |c| c.uid)),
+                    };
+                    format!("{what}: {}", msg::io_error(&e.error))
                 })
             });
         match result {
@@ -414,6 +422,31 @@ impl Daemon {
                 Event::SpawnFailed(reason)
             }
         }
+    }
+
+    /// A service's environment: the daemon's (or only its PATH, with
+    /// clear_environment), HOME/USER/LOGNAME for its user, then its own
+    /// `environment` table on top.
+    fn environment(&self, def: &ServiceDef) -> Vec<Vec<u8>> {
+        let mut env: Vec<Vec<u8>> = if def.clear_environment {
+            let path = self.env.iter().find(|e| e.starts_with(b"PATH=")).cloned();
+            vec![path.unwrap_or_else(|| b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec())]
+        } else {
+            self.env.clone()
+        };
+        let mut set = |key: &str, value: &[u8]| {
+            env.retain(|entry| !(entry.starts_with(key.as_bytes()) && entry.get(key.len()) == Some(&b'=')));
+            env.push([key.as_bytes(), b"=", value].concat());
+        };
+        if let Some(user) = &def.user {
+            set("HOME", user.home.as_os_str().as_bytes());
+            set("USER", user.name.as_bytes());
+            set("LOGNAME", user.name.as_bytes());
+        }
+        for (key, value) in &def.environment {
+            set(key, value.as_bytes());
+        }
+        env
     }
 
     fn reap(&mut self, now: Instant) {
