@@ -43,6 +43,7 @@ usage:
   mi7soft-daemon [-c FILE] reload                re-read the config (same as SIGHUP)
   mi7soft-daemon [-c FILE] shutdown [--stop-all] exit the daemon (services keep running
                                                  unless --stop-all)
+  mi7soft-daemon [-c FILE] logs NAME [-n N] [-f] show (and follow) a service's captured output
   mi7soft-daemon [-c FILE] check                 validate the config and exit
 
 options:
@@ -58,9 +59,22 @@ exit status: 0 ok, 1 failure, 2 usage error, 3 not running
 /// What the user asked for, validated.
 #[derive(Debug, PartialEq)]
 pub enum Command {
-    Start { daemonize: bool },
+    Start {
+        daemonize: bool,
+    },
+    /// `logs NAME [-n N] [-f]`: read the service's captured output.
+    Logs {
+        name: String,
+        lines: usize,
+        follow: bool,
+    },
+    /// Internal: the fd holder process (see holder.rs).
+    FdHolder(PathBuf),
     Check,
-    Send { request: Request, json: bool },
+    Send {
+        request: Request,
+        json: bool,
+    },
     Help,
     Version,
 }
@@ -73,6 +87,8 @@ struct Raw {
     json: bool,
     all: bool,
     stop_all: bool,
+    lines: Option<usize>,
+    follow: bool,
     help: bool,
     version: bool,
     words: Vec<String>,
@@ -91,6 +107,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Option<PathBuf
             Long("json") => raw.json = true,
             Long("all") => raw.all = true,
             Long("stop-all") => raw.stop_all = true,
+            Short('n') | Long("lines") => {
+                let value = parser.value().map_err(|e| e.to_string())?;
+                let text = value.to_string_lossy();
+                raw.lines = Some(text.parse().map_err(|_| format!("-n: {text:?} is not a number of lines"))?);
+            }
+            Short('f') | Long("follow") => raw.follow = true,
             Short('h') | Long("help") => raw.help = true,
             Short('V') | Long("version") => raw.version = true,
             Value(word) => {
@@ -121,6 +143,8 @@ impl Raw {
             ("--json", self.json, "status"),
             ("--all", self.all, "stop"),
             ("--stop-all", self.stop_all, "shutdown"),
+            ("-n", self.lines.is_some(), "logs"),
+            ("-f", self.follow, "logs"),
         ];
         for (flag, given, owner) in flags {
             if given && command != owner {
@@ -143,6 +167,11 @@ impl Raw {
                 Ok(Command::Start { daemonize: self.daemonize })
             }
             "check" => no_args(rest).map(|()| Command::Check),
+            "logs" => Ok(Command::Logs { name: one_name(rest)?, lines: self.lines.unwrap_or(20), follow: self.follow }),
+            "fd-holder" => match rest {
+                [socket] => Ok(Command::FdHolder(PathBuf::from(socket))),
+                _ => Err("fd-holder needs a SOCKET".into()),
+            },
             "start-process" => send(Request::Start { name: one_name(rest)? }),
             "stop" => match (self.all, rest) {
                 (true, []) => send(Request::Stop { target: Target::All }),
@@ -180,6 +209,11 @@ pub fn main() -> i32 {
             println!("{} {}", msg::PROG, env!("CARGO_PKG_VERSION"));
             EXIT_OK
         }
+        Command::FdHolder(socket) => crate::holder::main(&socket),
+        Command::Logs { name, lines, follow } => match locate(config_arg, false).and_then(|path| load(&path)) {
+            Ok(config) => logs(&config, &name, lines, follow),
+            Err(e) => fail(e),
+        },
         Command::Check => match locate(config_arg, false).and_then(|path| load(&path)) {
             Ok(config) => {
                 println!("{}: ok, {} processes", config.path.display(), config.services.len());
@@ -219,6 +253,42 @@ pub fn main() -> i32 {
             };
             send(&settings, &request, json, timeout)
         }
+    }
+}
+
+/// `logs NAME`: the last lines of a service's captured output, across
+/// rotated files; with `follow`, then everything it writes, across
+/// rotations, until interrupted (like `tail -F`).
+fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
+    let base = name.split(':').next().unwrap_or(name);
+    let Some(def) = config.services.iter().find(|d| d.name == base) else {
+        return fail(format!("unknown process \"{name}\""));
+    };
+    let (path, keep) = match &def.capture {
+        Some(crate::capture::Sink::File { path, keep, .. }) => (path.clone(), *keep),
+        Some(crate::capture::Sink::Syslog) => {
+            return fail(format!("{name}: its output goes to the system log (syslog = true); read it there (logread)"));
+        }
+        None => return fail(format!("{name}: its output is not captured; set log_file in its [[processes]] table")),
+    };
+    let mut out = std::io::stdout().lock();
+    match crate::capture::tail(&path, keep, n) {
+        Ok(lines) => {
+            for line in lines {
+                if writeln!(out, "{line}").is_err() {
+                    return EXIT_OK;
+                }
+            }
+        }
+        Err(e) => return fail(msg::path_error(&path, &e)),
+    }
+    let _ = out.flush();
+    if !follow {
+        return EXIT_OK;
+    }
+    match crate::capture::follow(&path, &mut out) {
+        Ok(()) => EXIT_OK,
+        Err(e) => fail(msg::path_error(&path, &e)),
     }
 }
 
@@ -368,7 +438,7 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
         .into_iter()
         .filter(|r| name.is_none_or(|n| n == r.name || n == format!("{}:{}", r.name, r.instance)))
         .map(|r| {
-            let alive = crate::state::process_starttime(r.pid) == Some(r.starttime);
+            let alive = crate::procfs::process_starttime(r.pid) == Some(r.starttime);
             status::ProcessInfo {
                 name: r.name,
                 instance: r.instance,

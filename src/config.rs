@@ -90,6 +90,10 @@ pub struct ServiceDef {
     pub nice: Option<i32>,
     /// `limits = { nofile = 4096 }`, as (name, limit) in file order.
     pub limits: Vec<(String, crate::sys::Limit)>,
+    /// Where stdout and stderr are captured to; `None`: the daemon's own.
+    pub capture: Option<crate::capture::Sink>,
+    /// Prefix each captured line with a UTC timestamp.
+    pub log_timestamps: bool,
 }
 
 impl ServiceDef {
@@ -111,6 +115,11 @@ impl ServiceDef {
         }
         if let Some(nice) = self.nice {
             extra.push_str(&format!(" nice={nice}"));
+        }
+        // Whether output is captured decides where fd 1 and 2 point; the
+        // sink itself (file, rotation, syslog) changes live.
+        if self.capture.is_some() {
+            extra.push_str(" captured");
         }
         if let Some(c) = &self.credentials {
             extra.push_str(&format!(" uid={} gid={} groups={:?}", c.uid, c.gid, c.groups));
@@ -149,6 +158,8 @@ impl ServiceDef {
             umask: None,
             nice: None,
             limits: Vec::new(),
+            capture: None,
+            log_timestamps: true,
         }
     }
 }
@@ -251,6 +262,17 @@ const SERVICE_KEYS: &[&str] = &[
     "max_instances",
     "autostart",
     "environment",
+    "clear_environment",
+    "user",
+    "group",
+    "umask",
+    "nice",
+    "limits",
+    "log_file",
+    "log_timestamps",
+    "log_max_size",
+    "log_keep",
+    "syslog",
 ];
 const TOP_KEYS: &[&str] = &["daemon", "processes"];
 
@@ -449,6 +471,23 @@ impl Checker<'_> {
         });
         let nice = self.integer(table, "nice", &cx, -20, 19).map(|n| n as i32);
         let limits = self.limits(table, &cx);
+        let log_file = self.path(table, "log_file", &cx);
+        let log_timestamps = self.boolean(table, "log_timestamps", &cx).unwrap_or(true);
+        let max_size = self.integer(table, "log_max_size", &cx, 1024, 1 << 40).map_or(1 << 20, |n| n as u64);
+        let keep = self.integer(table, "log_keep", &cx, 0, 100).map_or(2, |n| n as u32);
+        let syslog = self.boolean(table, "syslog", &cx).unwrap_or(false);
+        let capture = match (log_file, syslog) {
+            (Some(_), true) => {
+                self.report(
+                    value_span(table, "syslog"),
+                    format!("{cx}syslog: give log_file or syslog = true, not both"),
+                );
+                None
+            }
+            (Some(path), false) => Some(crate::capture::Sink::File { path, max_size, keep }),
+            (None, true) => Some(crate::capture::Sink::Syslog),
+            (None, false) => None,
+        };
         let command = command.map(|c| {
             // A relative path with a slash means "relative to this file"; a
             // bare name is searched in PATH at spawn time.
@@ -470,6 +509,8 @@ impl Checker<'_> {
                 umask,
                 nice,
                 limits,
+                capture,
+                log_timestamps,
             },
             name_span,
         ))

@@ -14,12 +14,15 @@
 
 #![deny(unsafe_code)]
 
+mod capture;
 mod cli;
 mod config;
 mod control;
 mod daemon;
+mod holder;
 mod msg;
 mod pidfile;
+mod procfs;
 mod service;
 mod state;
 mod status;

@@ -153,25 +153,6 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
     result
 }
 
-/// The start time (field 22 of /proc/PID/stat) of a live process; `None`
-/// when there is no such process or it is a zombie.
-pub fn process_starttime(pid: Pid) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses; fields
-    // after the last ')' are plain. Field 3 (state) is the first of them.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
-        return None;
-    }
-    fields.get(22 - 3)?.parse().ok()
-}
-
-/// Seconds since boot, from /proc/uptime (CLOCK_BOOTTIME: never stepped).
-pub fn seconds_since_boot() -> Option<f64> {
-    fs::read_to_string("/proc/uptime").ok()?.split_ascii_whitespace().next()?.parse().ok()
-}
-
 /// FNV-1a over `parts`, separated, as a stable fingerprint of a definition.
 /// Stable across versions of this program on purpose: an upgrade must not
 /// look like an edit of every service.
@@ -227,14 +208,6 @@ mod tests {
 
         let (records, warnings) = parse("");
         assert!(records.is_empty() && warnings[0].contains("empty"));
-    }
-
-    #[test]
-    fn our_own_start_time_is_readable() {
-        let pid = std::process::id() as Pid;
-        assert!(process_starttime(pid).is_some());
-        assert_eq!(process_starttime(pid), process_starttime(pid));
-        assert!(seconds_since_boot().is_some_and(|s| s > 0.0));
     }
 
     #[test]

@@ -321,6 +321,8 @@ pub struct Spawn {
     nice: Option<i32>,
     limits: Vec<Limit>,
     credentials: Option<Credentials>,
+    /// Where stdout and stderr go; `None` keeps the daemon's.
+    output: Option<RawFd>,
 }
 
 impl Spawn {
@@ -355,7 +357,17 @@ impl Spawn {
             Some(dir) => Some(cstring(dir.as_os_str().as_bytes().to_vec())?),
             None => None,
         };
-        Ok(Spawn { candidates, argv, envp, cwd, umask: None, nice: None, limits: Vec::new(), credentials: None })
+        Ok(Spawn {
+            candidates,
+            argv,
+            envp,
+            cwd,
+            umask: None,
+            nice: None,
+            limits: Vec::new(),
+            credentials: None,
+            output: None,
+        })
     }
 
     /// The file mode creation mask the service starts with.
@@ -371,6 +383,12 @@ impl Spawn {
 
     pub fn limits(mut self, limits: &[Limit]) -> Spawn {
         self.limits = limits.to_vec();
+        self
+    }
+
+    /// Sends stdout and stderr to `fd` (the write end of a capture pipe).
+    pub fn output(mut self, fd: Option<RawFd>) -> Spawn {
+        self.output = fd;
         self
     }
 
@@ -487,6 +505,11 @@ unsafe fn child_after_fork(
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         if libc::dup2(stdin, 0) < 0 {
             fail(SpawnStage::Setup, errno());
+        }
+        if let Some(output) = spawn.output {
+            if libc::dup2(output, 1) < 0 || libc::dup2(output, 2) < 0 {
+                fail(SpawnStage::Setup, errno());
+            }
         }
         if let Some(mask) = spawn.umask {
             libc::umask(mask);
@@ -699,6 +722,124 @@ pub fn cloexec_inherited() -> io::Result<()> {
                 libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
             }
         }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Passing descriptors between processes (the fd holder).
+
+/// Sends `data` and `fds` (SCM_RIGHTS) in one message on a Unix socket.
+pub fn send_fds(socket: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let space = cmsg_space(fds.len());
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: a zeroed msghdr is valid; we point it at `iov` and `control`,
+    // which outlive the sendmsg call, and fill the one cmsg header through
+    // the CMSG_* accessors within the buffer CMSG_SPACE sized for it.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), fds.len());
+        }
+        let mut sent = 0;
+        while sent == 0 {
+            let n = libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL);
+            match cerr(n) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+                Ok(n) => sent = n as usize,
+            }
+        }
+        if sent < data.len() {
+            // Only the first piece carries the descriptors; send the rest.
+            let mut rest = &data[sent..];
+            while !rest.is_empty() {
+                let n = cerr(libc::send(socket, rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL))?;
+                rest = &rest[n as usize..];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Receives exactly `buf.len()` bytes and any descriptors sent with them
+/// (close-on-exec). `Ok(None)` at end of stream.
+pub fn recv_fds(socket: RawFd, buf: &mut [u8], max_fds: usize) -> io::Result<Option<Vec<OwnedFd>>> {
+    let space = cmsg_space(max_fds);
+    let mut control = vec![0u8; space];
+    let mut fds = Vec::new();
+    let mut got = 0;
+    while got < buf.len() {
+        let mut iov = libc::iovec { iov_base: buf[got..].as_mut_ptr().cast(), iov_len: buf.len() - got };
+        // SAFETY: as in send_fds; the kernel writes at most msg_controllen
+        // bytes of control data, and every SCM_RIGHTS descriptor it hands us
+        // is new and ours to own.
+        let n = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space as _;
+            let n = libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n > 0 {
+                let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+                while !cmsg.is_null() {
+                    if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                        let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                        let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                        for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                            fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                        }
+                    }
+                    cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+                }
+            }
+            n
+        };
+        match cerr(n) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n as usize,
+        }
+    }
+    Ok(Some(fds))
+}
+
+fn cmsg_space(n_fds: usize) -> usize {
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    unsafe { libc::CMSG_SPACE((n_fds.max(1) * std::mem::size_of::<RawFd>()) as u32) as usize }
+}
+
+/// Grows a pipe's buffer (F_SETPIPE_SZ) toward `size`, so a service can
+/// keep writing while the daemon is away; returns the size it got.
+pub fn grow_pipe(fd: RawFd, size: usize) -> io::Result<usize> {
+    // SAFETY: fcntl with F_SETPIPE_SZ/F_GETPIPE_SZ takes an integer.
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETPIPE_SZ, size as libc::c_int) < 0 {
+            // Unprivileged processes are capped by /proc/sys/fs/pipe-max-size.
+            let _ = libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20);
+        }
+        cerr(libc::fcntl(fd, libc::F_GETPIPE_SZ)).map(|n| n as usize)
+    }
+}
+
+/// Puts a descriptor into non-blocking mode.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl with F_GETFL/F_SETFL takes no pointers.
+    unsafe {
+        let flags = cerr(libc::fcntl(fd, libc::F_GETFL))?;
+        cerr(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ impl Daemon {
         for warning in warnings {
             self.log.warning(format_args!("state file {}: {warning}", path.display()));
         }
+        let records = self.merge_marked(records);
         let now = Instant::now();
         let mut changed = Vec::new();
         for record in &records {
@@ -26,7 +27,7 @@ impl Daemon {
                     .warning(format_args!("state file {}: {label} recorded twice; using the first", path.display()));
                 continue;
             }
-            if state::process_starttime(record.pid) != Some(record.starttime) {
+            if procfs::process_starttime(record.pid) != Some(record.starttime) {
                 self.log.info(format_args!(
                     "{label}: pid {} ended while the daemon was down (or the pid now belongs to another process)",
                     record.pid
@@ -53,7 +54,7 @@ impl Daemon {
             // A service removed while the daemon was down is adopted only to
             // be stopped, as a reload would; it keeps the recorded command.
             let def = def.unwrap_or_else(|| ServiceDef::removed(&record.name));
-            let uptime = state::seconds_since_boot()
+            let uptime = procfs::seconds_since_boot()
                 .map(|boot| boot - record.starttime as f64 / sys::clock_ticks() as f64)
                 .map_or(Duration::ZERO, |secs| Duration::from_secs_f64(secs.max(0.0)));
             let since = now.checked_sub(uptime).unwrap_or(now);
@@ -112,6 +113,60 @@ impl Daemon {
         }
     }
 
+    /// Adds the services that carry this daemon's marker but that the state
+    /// file does not name (a daemon that crashed between a spawn and its
+    /// state write). Where two live processes claim one instance, the newer
+    /// one is kept and the older one's group is stopped: none runs twice.
+    fn merge_marked(&mut self, mut records: Vec<Record>) -> Vec<Record> {
+        let state_file = self.config.daemon.state_file.display().to_string();
+        let mut marked = procfs::marked(&state_file);
+        marked.sort_by_key(|m| std::cmp::Reverse(m.starttime));
+        for found in marked {
+            let label = key_label(&(found.name.clone(), found.instance));
+            let known = records.iter().position(|r| r.name == found.name && r.instance == found.instance);
+            if let Some(i) = known {
+                let record = &records[i];
+                if record.pid == found.pid {
+                    continue;
+                }
+                let recorded_alive = procfs::process_starttime(record.pid) == Some(record.starttime);
+                if recorded_alive && record.starttime >= found.starttime {
+                    self.stop_duplicate(&label, found.pid);
+                    continue;
+                }
+                if recorded_alive {
+                    self.stop_duplicate(&label, record.pid);
+                }
+            }
+            let fingerprint = self.config.services.iter().find(|d| d.name == found.name).map_or(0, |d| d.fingerprint());
+            let uptime = procfs::seconds_since_boot()
+                .map_or(0.0, |boot| boot - found.starttime as f64 / sys::clock_ticks() as f64);
+            let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let record = Record {
+                name: found.name.clone(),
+                instance: found.instance,
+                pid: found.pid,
+                starttime: found.starttime,
+                started_at: wall.saturating_sub(uptime.max(0.0) as u64),
+                restarts: known.map_or(0, |i| records[i].restarts + 1),
+                fingerprint,
+            };
+            self.log
+                .info(format_args!("{label}: found pid {} by its marker; the state file did not record it", found.pid));
+            match known {
+                Some(i) => records[i] = record,
+                None => records.push(record),
+            }
+        }
+        records
+    }
+
+    fn stop_duplicate(&mut self, label: &str, pid: sys::Pid) {
+        self.log.warning(format_args!("{label}: pid {pid} is a second copy left by a crashed daemon; stopping it"));
+        let _ = sys::kill_group(pid, libc::SIGTERM);
+        let _ = sys::kill_group(pid, libc::SIGCONT);
+    }
+
     /// How to watch an adopted process: a pidfd where the kernel has them.
     pub(super) fn watch(&mut self, pid: sys::Pid) -> Watch {
         if self.use_pidfd {
@@ -154,7 +209,7 @@ impl Daemon {
             }
             any = true;
             let Some(pid) = slot.service.state.main_pid() else { continue };
-            if state::process_starttime(pid) != Some(slot.starttime) {
+            if procfs::process_starttime(pid) != Some(slot.starttime) {
                 self.adopted_ended(index, now);
             }
         }

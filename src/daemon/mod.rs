@@ -20,6 +20,7 @@
 
 mod adoption;
 mod clients;
+mod output;
 mod requests;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -35,6 +36,7 @@ use crate::config::{self, Config, ServiceDef};
 use crate::control::{MAX_LINE, Request, Target};
 use crate::msg::{self, Log};
 use crate::pidfile::{PidFile, PidFileError};
+use crate::procfs;
 use crate::service::{Action, Event, Service, State, Want};
 use crate::state::{self, Record};
 use crate::status;
@@ -152,6 +154,12 @@ struct Daemon {
     last_state: String,
     /// The last state-file write failed (logged once until one succeeds).
     state_failing: bool,
+    /// Capture pipes, one per capturing service.
+    pipes: Vec<output::Pipe>,
+    /// The connection to the fd holder, when output is captured.
+    holder: Option<crate::holder::Holder>,
+    /// `shutdown --stop-all` was asked: the fd holder can go too.
+    stop_all: bool,
 }
 
 /// Runs the supervisor until TERM, INT or `shutdown`. With `report` (daemon
@@ -185,6 +193,9 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         dirty: true,
         last_state: String::new(),
         state_failing: false,
+        pipes: Vec::new(),
+        holder: None,
+        stop_all: false,
     };
     daemon.log.info(format_args!(
         "started (pid {}), config {}, {} services",
@@ -192,13 +203,19 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         daemon.config.path.display(),
         daemon.config.services.len()
     ));
+    daemon.attach_holder();
     daemon.adopt_and_start();
     daemon.persist();
     daemon.run_loop();
 
     let _ = std::fs::remove_file(&daemon.config.daemon.control_socket);
     daemon.persist();
-    daemon.log.info("exiting; services left running");
+    if daemon.stop_all {
+        daemon.release_holder();
+        daemon.log.info("exiting; every service was stopped");
+    } else {
+        daemon.log.info("exiting; services left running");
+    }
     pid_file.remove();
     // Only now close the clients: a `shutdown` client waits for this EOF,
     // which thus means the pid file is free for the next daemon.
@@ -267,6 +284,10 @@ impl Daemon {
                     watched.push(index);
                 }
             }
+            let first_pipe = fds.len();
+            for pipe in &self.pipes {
+                fds.push(PollFd::new(pipe.read.as_raw_fd(), sys::POLLIN));
+            }
             if let Err(e) = sys::poll(&mut fds, timeout) {
                 self.log.error(format_args!("poll: {}", msg::io_error(&e)));
             }
@@ -278,8 +299,18 @@ impl Daemon {
                 }
             }
             self.reap(now);
-            let ended: Vec<usize> =
-                watched.iter().zip(&fds[2 + n_clients..]).filter(|(_, fd)| fd.ready()).map(|(&i, _)| i).collect();
+            // Output first, so lines written just before an exit are
+            // logged before the exit is.
+            let readable: Vec<usize> = (0..self.pipes.len()).filter(|&i| fds[first_pipe + i].ready()).collect();
+            for index in readable {
+                self.read_output(index);
+            }
+            let ended: Vec<usize> = watched
+                .iter()
+                .zip(&fds[2 + n_clients..first_pipe])
+                .filter(|(_, fd)| fd.ready())
+                .map(|(&i, _)| i)
+                .collect();
             for index in ended {
                 self.adopted_ended(index, now);
             }
@@ -375,19 +406,26 @@ impl Daemon {
 
     /// Forks and execs an instance; the outcome is the next event.
     fn spawn(&mut self, index: usize) -> Event {
+        let def = Rc::clone(&self.slots[index].def);
+        let output = if self.slots[index].retired { None } else { self.output_fd(&def) };
         let slot = &self.slots[index];
         let def = &slot.def;
         let label = label(&slot.service);
         if slot.retired {
             return Event::SpawnFailed("removed from the config".into());
         }
-        let env = self.environment(def);
+        let env = self.environment(def, slot.service.instance);
         let cwd = def.working_directory.as_deref().or_else(|| self.config.path.parent());
         let limits: Vec<sys::Limit> = def.limits.iter().map(|(_, limit)| *limit).collect();
         let result = Spawn::new(&def.command, &def.args, &env, cwd)
             .map_err(|e| format!("{}: {}", def.command, msg::io_error(&e)))
             .and_then(|spawn| {
-                let spawn = spawn.umask(def.umask).nice(def.nice).limits(&limits).credentials(def.credentials.as_ref());
+                let spawn = spawn
+                    .umask(def.umask)
+                    .nice(def.nice)
+                    .limits(&limits)
+                    .credentials(def.credentials.as_ref())
+                    .output(output);
                 spawn.run(&self.stdin).map_err(|e| {
                     let what = match e.stage {
                         sys::SpawnStage::Exec => format!("exec {}", def.command),
@@ -413,7 +451,7 @@ impl Daemon {
                 self.log.info(format_args!("{label}: started (pid {pid})"));
                 let slot = &mut self.slots[index];
                 slot.watch = Watch::Child;
-                slot.starttime = state::process_starttime(pid).unwrap_or(0);
+                slot.starttime = procfs::process_starttime(pid).unwrap_or(0);
                 slot.started_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 Event::Spawned(pid)
             }
@@ -425,9 +463,9 @@ impl Daemon {
     }
 
     /// A service's environment: the daemon's (or only its PATH, with
-    /// clear_environment), HOME/USER/LOGNAME for its user, then its own
-    /// `environment` table on top.
-    fn environment(&self, def: &ServiceDef) -> Vec<Vec<u8>> {
+    /// clear_environment), HOME/USER/LOGNAME for its user, its own
+    /// `environment` table on top, and the MI7SOFT_SERVICE marker.
+    fn environment(&self, def: &ServiceDef, instance: u32) -> Vec<Vec<u8>> {
         let mut env: Vec<Vec<u8>> = if def.clear_environment {
             let path = self.env.iter().find(|e| e.starts_with(b"PATH=")).cloned();
             vec![path.unwrap_or_else(|| b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec())]
@@ -446,6 +484,10 @@ impl Daemon {
         for (key, value) in &def.environment {
             set(key, value.as_bytes());
         }
+        // Last, so no config can remove it: how a daemon finds this process
+        // should the previous one crash before recording it.
+        let state_file = self.config.daemon.state_file.display().to_string();
+        set(procfs::MARKER, procfs::marker(&state_file, &def.name, instance).as_bytes());
         env
     }
 
@@ -462,8 +504,10 @@ impl Daemon {
     /// whether the rest of its process group lives on, and log the outcome.
     fn ended(&mut self, index: usize, status: ExitStatus, now: Instant) {
         let Some(pid) = self.slots[index].service.state.main_pid() else { return };
-        let group_alive = sys::kill_group(pid, 0).is_ok();
+        let group_alive = procfs::group_alive(pid);
         let label = label(&self.slots[index].service);
+        let name = self.slots[index].service.name.clone();
+        self.finish_output(&name);
         self.log.info(format_args!("{label}: pid {pid} ended with {status}"));
         self.dispatch(index, Event::Exited { status, group_alive }, now);
         let service = &self.slots[index].service;
@@ -492,7 +536,7 @@ impl Daemon {
     fn check_draining(&mut self, now: Instant) {
         for index in 0..self.slots.len() {
             if let State::Draining { pgid, .. } = self.slots[index].service.state {
-                if sys::kill_group(pgid, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH)) {
+                if !procfs::group_alive(pgid) {
                     self.dispatch(index, Event::GroupGone, now);
                 }
             }
@@ -516,7 +560,11 @@ impl Daemon {
     }
 
     fn drop_retired(&mut self) {
+        let before = self.slots.len();
         self.slots.retain(|s| !s.retired || s.service.state.is_up());
+        if self.slots.len() != before {
+            self.update_outputs();
+        }
     }
 
     /// The instances a request names: `web` (all of them) or `web:1`.

@@ -64,6 +64,7 @@ impl Daemon {
             }
             Request::Shutdown { stop_all: true } => {
                 self.log.info("shutdown --stop-all requested: stopping every service, then exiting");
+                self.stop_all = true;
                 for index in (0..self.slots.len()).rev() {
                     self.dispatch(index, Event::Stop, now);
                 }
@@ -197,6 +198,7 @@ impl Daemon {
             list(&updated),
         ));
         self.config.services = new.services;
+        self.update_outputs();
         (true, lines)
     }
 

@@ -3,10 +3,15 @@
 
 mod support;
 
+mod adoption;
 mod commands;
 mod config;
 mod control_socket;
 mod daemon_process;
+mod daemonize;
 mod init_scripts;
 mod lifecycle;
+mod policy;
 mod reload;
+mod reload_precise;
+mod stopping;

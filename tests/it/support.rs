@@ -44,6 +44,24 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
     }
 }
 
+/// Polls `condition` every few milliseconds for `duration` and panics naming
+/// `what` as soon as it does not hold: "stays so", where [`wait_until`] is
+/// "becomes so".
+pub fn holds_for(duration: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + duration;
+    while Instant::now() < end {
+        assert!(condition(), "no longer true: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A `[[processes]]` table that runs `sh -c script`, with more `keys`
+/// (whole lines) after it.
+pub fn sh_service(name: &str, script: &str, keys: &str) -> String {
+    // Rust's debug form of an ASCII string is a valid TOML basic string.
+    format!("[[processes]]\nname = \"{name}\"\ncommand = \"sh\"\nargs = [\"-c\", {script:?}]\n{keys}\n\n")
+}
+
 /// A fresh directory per test, short enough for a Unix socket path.
 pub struct TestDir {
     pub path: PathBuf,
@@ -194,6 +212,7 @@ pub struct ProcessInfo {
     pub uptime_secs: Option<u64>,
     pub restarts: u32,
     pub last_exit: Option<String>,
+    pub next_start_secs: Option<u64>,
 }
 
 /// Runs the binary with `args` in `dir` like [`run`], for a command that must
@@ -242,7 +261,13 @@ impl Daemon {
     /// Starts `start` with `dir/daemon.toml` (stderr to `dir/daemon.log`) and
     /// waits until it answers `status`.
     pub fn start(dir: &TestDir) -> Daemon {
-        let daemon = Daemon::spawn(dir, &["-c", "daemon.toml", "start"]);
+        Daemon::start_with_env(dir, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables for the daemon
+    /// (`MI7SOFT_NO_PIDFD`, say).
+    pub fn start_with_env(dir: &TestDir, env: &[(&str, &str)]) -> Daemon {
+        let daemon = Daemon::spawn_with_env(dir, &["-c", "daemon.toml", "start"], env);
         wait_until(secs(10), "the daemon answers status", || {
             run(&dir.path, &["-c", "daemon.toml", "status"]).code == 0
         });
@@ -251,9 +276,15 @@ impl Daemon {
 
     /// Spawns the binary with `args` without waiting for anything.
     pub fn spawn(dir: &TestDir, args: &[&str]) -> Daemon {
+        Daemon::spawn_with_env(dir, args, &[])
+    }
+
+    /// [`Daemon::spawn`] with extra environment variables.
+    pub fn spawn_with_env(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).unwrap();
         let child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(&dir.path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

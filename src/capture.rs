@@ -1,0 +1,336 @@
+//! Service output capture: turning the bytes a service writes to its stdout
+//! and stderr into whole, optionally timestamped lines in a size-bounded,
+//! rotated log file, or in the system log.
+//!
+//! The daemon reads each capturing service's pipe in its poll loop and hands
+//! the bytes to that service's [`Capture`]. Lines are never split: a
+//! partial line waits in a buffer for its end (up to [`MAX_LINE`] bytes,
+//! past which it is written as a line of its own), and rotation happens only
+//! between lines. The disk use of a service's log is bounded at all times
+//! by `log_max_size * (log_keep + 1)`.
+//!
+//! A full disk or a vanished log directory must not hurt the service: the
+//! bytes are dropped and counted, the daemon logs the failure once, and the
+//! next write tries again (reopening the file), logging the recovery with
+//! the number of bytes lost.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The longest line kept whole; a longer one is cut into pieces this long.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Where a service's output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// A file rotated by size: `path`, `path.1` … `path.KEEP`.
+    File { path: PathBuf, max_size: u64, keep: u32 },
+    /// The system log (/dev/log), tagged with the service name.
+    Syslog,
+}
+
+/// The capture of one instance's output.
+pub struct Capture {
+    tag: String,
+    sink: Sink,
+    timestamps: bool,
+    /// A line still waiting for its newline.
+    partial: Vec<u8>,
+    out: Option<Output>,
+    /// Bytes dropped since the sink last failed; `Some` while failing.
+    lost: Option<u64>,
+}
+
+enum Output {
+    File { file: File, size: u64 },
+    Syslog(UnixDatagram),
+}
+
+/// Something the daemon should log about a capture (once per episode).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Note {
+    Failing(String),
+    Recovered { lost: u64 },
+}
+
+impl Capture {
+    /// `tag` names the service in syslog lines ("web" or "web:1").
+    pub fn new(tag: &str, sink: Sink, timestamps: bool) -> Capture {
+        Capture { tag: tag.to_string(), sink, timestamps, partial: Vec::new(), out: None, lost: None }
+    }
+
+    pub fn sink(&self) -> &Sink {
+        &self.sink
+    }
+
+    /// Takes bytes read from the service's pipe; writes every line they
+    /// complete. Returns a note when the sink starts failing or recovers.
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<Note> {
+        let mut note = None;
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(end);
+            rest = &tail[1..];
+            if self.partial.is_empty() {
+                note = self.write_line(line).or(note);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(line);
+                note = self.write_line(&whole).or(note);
+            }
+        }
+        self.partial.extend_from_slice(rest);
+        while self.partial.len() >= MAX_LINE {
+            let piece: Vec<u8> = self.partial.drain(..MAX_LINE).collect();
+            note = self.write_line(&piece).or(note);
+        }
+        note
+    }
+
+    /// Writes what is left of an unfinished line (the service is gone).
+    pub fn flush(&mut self) -> Option<Note> {
+        if self.partial.is_empty() {
+            return None;
+        }
+        let line = std::mem::take(&mut self.partial);
+        self.write_line(&line)
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Option<Note> {
+        let mut text = Vec::with_capacity(line.len() + 22);
+        if self.timestamps && self.sink != Sink::Syslog {
+            text.extend_from_slice(crate::msg::utc_timestamp(SystemTime::now()).as_bytes());
+            text.push(b' ');
+        }
+        text.extend_from_slice(line);
+        match self.try_write(&mut text) {
+            Ok(()) => self.lost.take().map(|lost| Note::Recovered { lost }),
+            Err(e) => {
+                self.out = None;
+                let first = self.lost.is_none();
+                *self.lost.get_or_insert(0) += text.len() as u64;
+                first.then_some(Note::Failing(e))
+            }
+        }
+    }
+
+    fn try_write(&mut self, text: &mut Vec<u8>) -> Result<(), String> {
+        if self.out.is_none() {
+            self.out = Some(self.open()?);
+        }
+        match (&self.sink, self.out.as_mut()) {
+            (Sink::File { path, max_size, keep }, Some(Output::File { file, size })) => {
+                text.push(b'\n');
+                let len = text.len() as u64;
+                // Rotate between lines, before the one that would overflow.
+                if *size > 0 && *size + len > *max_size {
+                    rotate(path, *keep).map_err(|e| crate::msg::path_error(path, &e))?;
+                    *file = open_append(path).map_err(|e| crate::msg::path_error(path, &e))?;
+                    *size = 0;
+                }
+                file.write_all(text).map_err(|e| crate::msg::path_error(path, &e))?;
+                *size += len;
+                Ok(())
+            }
+            (Sink::Syslog, Some(Output::Syslog(socket))) => {
+                // <14>: facility user, severity info; the tag is the service.
+                let mut datagram = format!("<14>{}: ", self.tag).into_bytes();
+                datagram.extend_from_slice(text);
+                socket.send(&datagram).map(drop).map_err(|e| format!("/dev/log: {}", crate::msg::io_error(&e)))
+            }
+            _ => Err("capture output does not match its sink".into()),
+        }
+    }
+
+    fn open(&self) -> Result<Output, String> {
+        match &self.sink {
+            Sink::File { path, .. } => {
+                let file = open_append(path).map_err(|e| crate::msg::path_error(path, &e))?;
+                let size = file.metadata().map_or(0, |m| m.len());
+                Ok(Output::File { file, size })
+            }
+            Sink::Syslog => {
+                let socket = UnixDatagram::unbound().map_err(|e| crate::msg::io_error(&e))?;
+                socket.connect("/dev/log").map_err(|e| format!("/dev/log: {}", crate::msg::io_error(&e)))?;
+                socket.set_nonblocking(true).map_err(|e| crate::msg::io_error(&e))?;
+                Ok(Output::Syslog(socket))
+            }
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// The name of the `n`th rotated file: `path.n`.
+pub fn rotated(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// `path.KEEP` is dropped, every `path.N` becomes `path.N+1`, `path`
+/// becomes `path.1`. With `keep = 0` the file is simply emptied.
+fn rotate(path: &Path, keep: u32) -> io::Result<()> {
+    if keep == 0 {
+        return fs::remove_file(path);
+    }
+    let _ = fs::remove_file(rotated(path, keep));
+    for n in (1..keep).rev() {
+        match fs::rename(rotated(path, n), rotated(path, n + 1)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    fs::rename(path, rotated(path, 1))
+}
+
+/// The last `n` lines of a rotated log, oldest first, reading back through
+/// `path.1`, `path.2` … as needed (for `logs -n`).
+pub fn tail(path: &Path, keep: u32, n: usize) -> io::Result<Vec<String>> {
+    let mut lines: Vec<String> = Vec::new();
+    for k in 0..=keep {
+        let file = if k == 0 { path.to_path_buf() } else { rotated(path, k) };
+        let text = match fs::read(&file) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && k > 0 => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let mut older: Vec<String> = text.lines().map(str::to_string).collect();
+        let need = n.saturating_sub(lines.len());
+        if older.len() > need {
+            older.drain(..older.len() - need);
+        }
+        older.append(&mut lines);
+        lines = older;
+        if lines.len() >= n {
+            break;
+        }
+    }
+    Ok(lines)
+}
+
+/// Copies what is appended to `path` to `out`, forever, across rotations:
+/// when the name points at a new file (another inode) or the file shrank,
+/// the rest of the old one is read and the new one is followed from its
+/// start. Ends when `out` fails (the reader went away).
+pub fn follow(path: &Path, out: &mut impl Write) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::End(0))?;
+    let mut inode = file.metadata()?.ino();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n > 0 {
+            if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        match fs::metadata(path) {
+            Ok(meta) if meta.ino() != inode => {
+                // Rotated. Lines may have reached the old file between our
+                // last read and the rename: take them, then follow the new
+                // file from its start.
+                let mut rest = Vec::new();
+                file.read_to_end(&mut rest)?;
+                if out.write_all(&rest).is_err() {
+                    return Ok(());
+                }
+                file = File::open(path)?;
+                inode = meta.ino();
+            }
+            Ok(meta) if meta.len() < file.stream_position()? => {
+                file.seek(SeekFrom::Start(0))?;
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mi7-capture-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn lines_are_kept_whole_across_reads_and_rotation() {
+        let dir = dir("whole");
+        let path = dir.join("svc.log");
+        let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 100, keep: 2 }, false);
+        let mut sent = Vec::new();
+        for i in 0..40 {
+            let line = format!("line {i:03} {}", "x".repeat(i % 7));
+            sent.push(line.clone());
+            // Feed in awkward pieces: each line split in two.
+            let bytes = format!("{line}\n").into_bytes();
+            let (a, b) = bytes.split_at(bytes.len() / 2);
+            assert_eq!(capture.feed(a), None);
+            assert_eq!(capture.feed(b), None);
+        }
+        for file in [path.clone(), rotated(&path, 1), rotated(&path, 2)] {
+            let size = fs::metadata(&file).unwrap().len();
+            assert!(size <= 100, "{} is {size} bytes", file.display());
+        }
+        assert!(!rotated(&path, 3).exists());
+        // What is kept is exactly the newest lines, in order, none split.
+        let kept = tail(&path, 2, 1000).unwrap();
+        assert!(!kept.is_empty());
+        assert_eq!(kept[..], sent[sent.len() - kept.len()..]);
+        assert_eq!(tail(&path, 2, 3).unwrap(), sent[sent.len() - 3..]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn timestamps_prefix_each_line() {
+        let dir = dir("stamps");
+        let path = dir.join("svc.log");
+        let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 1 << 20, keep: 1 }, true);
+        capture.feed(b"hello\nworld\npart");
+        capture.flush();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        for (line, word) in lines.iter().zip(["hello", "world", "part"]) {
+            assert!(line.len() == 21 + word.len() && line.ends_with(&format!("Z {word}")), "{line:?}");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_vanished_directory_is_reported_once_then_recovered() {
+        let dir = dir("vanish");
+        let path = dir.join("sub").join("svc.log");
+        let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 1 << 20, keep: 1 }, false);
+        assert!(matches!(capture.feed(b"lost 1\n"), Some(Note::Failing(_))));
+        assert_eq!(capture.feed(b"lost 2\n"), None, "reported once");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        assert_eq!(capture.feed(b"back\n"), Some(Note::Recovered { lost: 12 }));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "back\n");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn overlong_lines_are_cut_not_held_forever() {
+        let dir = dir("long");
+        let path = dir.join("svc.log");
+        let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 1 << 30, keep: 0 }, false);
+        capture.feed(&vec![b'a'; MAX_LINE * 2 + 5]);
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
