@@ -447,6 +447,7 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
                 uptime_secs: None,
                 restarts: r.restarts,
                 next_start_secs: None,
+                status_text: None,
                 last_exit: Some(if alive { "unsupervised" } else { "ended while unsupervised" }.to_string()),
             }
         })

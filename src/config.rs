@@ -94,6 +94,11 @@ pub struct ServiceDef {
     pub capture: Option<crate::capture::Sink>,
     /// Prefix each captured line with a UTC timestamp.
     pub log_timestamps: bool,
+    /// Services that must be ready before this one starts.
+    pub depends_on: Vec<String>,
+    /// Restart this service when one it depends on is restarted by the user.
+    pub restart_dependents: bool,
+    pub health_check: Option<HealthCheck>,
 }
 
 impl ServiceDef {
@@ -160,6 +165,9 @@ impl ServiceDef {
             limits: Vec::new(),
             capture: None,
             log_timestamps: true,
+            depends_on: Vec::new(),
+            restart_dependents: false,
+            health_check: None,
         }
     }
 }
@@ -190,6 +198,42 @@ pub struct Policy {
     pub start_limit_interval: Duration,
     pub stop_signal: libc::c_int,
     pub stop_timeout: Duration,
+    /// When a started process counts as ready (`starting` → `running`).
+    pub ready: Ready,
+    /// How long a process may take to become ready before it is failed.
+    pub ready_timeout: Duration,
+    /// With `WATCHDOG=1` pings: the longest silence before a restart.
+    pub watchdog: Option<Duration>,
+}
+
+/// How a started process is judged ready.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ready {
+    /// It stayed up for min_uptime.
+    Uptime,
+    /// It sent READY=1 over the notify socket (sd_notify).
+    Notify,
+    /// The probe succeeded.
+    Probe(Probe),
+}
+
+/// A check the daemon makes of a service, without blocking its loop.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Probe {
+    /// A TCP connection to this address succeeds.
+    Tcp(std::net::SocketAddr),
+    /// This command (program and arguments) exits 0.
+    Command(Vec<String>),
+}
+
+/// `health_check = { command = [...] | tcp = "...", interval, timeout, retries }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthCheck {
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Failures in a row that make the service restart.
+    pub retries: u32,
 }
 
 impl Default for Policy {
@@ -208,6 +252,9 @@ impl Default for Policy {
             start_limit_interval: Duration::from_secs(10),
             stop_signal: libc::SIGTERM,
             stop_timeout: Duration::from_secs(10),
+            ready: Ready::Uptime,
+            ready_timeout: Duration::from_secs(60),
+            watchdog: None,
         }
     }
 }
@@ -273,6 +320,12 @@ const SERVICE_KEYS: &[&str] = &[
     "log_max_size",
     "log_keep",
     "syslog",
+    "ready",
+    "ready_timeout",
+    "watchdog_sec",
+    "depends_on",
+    "restart_dependents",
+    "health_check",
 ];
 const TOP_KEYS: &[&str] = &["daemon", "processes"];
 
@@ -418,7 +471,9 @@ impl Checker<'_> {
         for (span, message) in dups {
             self.report(span, message);
         }
-        defs.into_iter().map(|(def, _)| def).collect()
+        let (defs, spans): (Vec<ServiceDef>, Vec<_>) = defs.into_iter().unzip();
+        self.check_dependencies(&defs, &spans);
+        defs
     }
 
     /// One `[[processes]]` entry; `None` when it is unusable (problems reported).
@@ -453,7 +508,13 @@ impl Checker<'_> {
         }
         let args = self.strings(table, "args", &cx).unwrap_or_default();
         let working_directory = self.path(table, "working_directory", &cx);
-        let policy = self.policy(table, &cx);
+        let mut policy = self.policy(table, &cx);
+        policy.ready = self.ready(table, &cx);
+        policy.ready_timeout = self.seconds(table, "ready_timeout", &cx, 0.001).unwrap_or(policy.ready_timeout);
+        policy.watchdog = self.seconds(table, "watchdog_sec", &cx, 0.001);
+        let depends_on = self.strings(table, "depends_on", &cx).unwrap_or_default();
+        let restart_dependents = self.boolean(table, "restart_dependents", &cx).unwrap_or(false);
+        let health_check = self.health_check(table, &cx);
         let max_instances = self.integer(table, "max_instances", &cx, 1, 1000).unwrap_or(1) as u32;
         let autostart = self.boolean(table, "autostart", &cx).unwrap_or(true);
         let environment = self.environment(table, &cx);
@@ -511,6 +572,9 @@ impl Checker<'_> {
                 limits,
                 capture,
                 log_timestamps,
+                depends_on,
+                restart_dependents,
+                health_check,
             },
             name_span,
         ))
@@ -613,6 +677,7 @@ impl Checker<'_> {
             start_limit_interval,
             stop_signal,
             stop_timeout,
+            ..default
         }
     }
 
@@ -626,6 +691,139 @@ impl Checker<'_> {
             return None;
         }
         Some(Duration::from_secs_f64(secs))
+    }
+
+    /// `ready = "uptime" | "notify" | { tcp = "…" } | { command = […] }`.
+    fn ready(&mut self, table: &dyn TableLike, cx: &str) -> Ready {
+        let Some(item) = table.get("ready") else { return Ready::Uptime };
+        match item.as_str() {
+            Some("uptime") => return Ready::Uptime,
+            Some("notify") => return Ready::Notify,
+            _ => {}
+        }
+        if let Some(probe) = item.as_table_like().and_then(|t| self.probe(t, item.span(), &format!("{cx}ready: "), &[]))
+        {
+            return Ready::Probe(probe);
+        }
+        if item.as_table_like().is_none() {
+            self.report(
+                item.span(),
+                format!(
+                    "{cx}ready: expected \"uptime\", \"notify\", {{ tcp = \"HOST:PORT\" }} or {{ command = [...] }}"
+                ),
+            );
+        }
+        Ready::Uptime
+    }
+
+    /// `{ tcp = "HOST:PORT" }` or `{ command = ["prog", "arg"] }`, plus the
+    /// `extra` keys the caller reads itself.
+    fn probe(
+        &mut self,
+        t: &dyn TableLike,
+        span: Option<std::ops::Range<usize>>,
+        cx: &str,
+        extra: &[&str],
+    ) -> Option<Probe> {
+        let mut known = vec!["tcp", "command"];
+        known.extend_from_slice(extra);
+        self.unknown_keys(t, &known, cx);
+        match (t.contains_key("tcp"), t.contains_key("command")) {
+            (true, true) | (false, false) => {
+                self.report(span, format!("{cx}give exactly one of tcp = \"HOST:PORT\" or command = [...]"));
+                None
+            }
+            (true, false) => {
+                let address = self.string(t, "tcp", cx)?;
+                match std::net::ToSocketAddrs::to_socket_addrs(&address).ok().and_then(|mut a| a.next()) {
+                    Some(addr) => Some(Probe::Tcp(addr)),
+                    None => {
+                        self.report(value_span(t, "tcp"), format!("{cx}tcp: {address:?} is not HOST:PORT"));
+                        None
+                    }
+                }
+            }
+            (false, true) => {
+                let mut argv = self.strings(t, "command", cx)?;
+                if argv.is_empty() || argv[0].is_empty() {
+                    self.report(value_span(t, "command"), format!("{cx}command: must name a program"));
+                    return None;
+                }
+                if argv[0].contains('/') && !argv[0].starts_with('/') {
+                    argv[0] = self.base.join(&argv[0]).display().to_string();
+                }
+                Some(Probe::Command(argv))
+            }
+        }
+    }
+
+    /// `health_check = { command = [...] | tcp = "...", interval = 30, timeout = 5, retries = 3 }`.
+    fn health_check(&mut self, table: &dyn TableLike, cx: &str) -> Option<HealthCheck> {
+        let item = table.get("health_check")?;
+        let Some(t) = item.as_table_like() else {
+            self.report(
+                item.span(),
+                format!("{cx}health_check: expected a table such as {{ tcp = \"127.0.0.1:80\" }}"),
+            );
+            return None;
+        };
+        let cx = format!("{cx}health_check: ");
+        let probe = self.probe(t, item.span(), &cx, &["interval", "timeout", "retries"])?;
+        let interval = self.seconds(t, "interval", &cx, 0.01).unwrap_or(Duration::from_secs(30));
+        let timeout = self.seconds(t, "timeout", &cx, 0.01).unwrap_or(Duration::from_secs(5));
+        let retries = self.integer(t, "retries", &cx, 1, 1000).map_or(3, |n| n as u32);
+        Some(HealthCheck { probe, interval, timeout, retries })
+    }
+
+    /// Every `depends_on` names a service, and they form no cycle.
+    fn check_dependencies(&mut self, defs: &[ServiceDef], spans: &[Option<std::ops::Range<usize>>]) {
+        for (def, span) in defs.iter().zip(spans) {
+            for dep in &def.depends_on {
+                if !defs.iter().any(|d| &d.name == dep) {
+                    let hint = nearest(dep, &defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>())
+                        .map(|k| format!(" (did you mean \"{k}\"?)"))
+                        .unwrap_or_default();
+                    self.report(
+                        span.clone(),
+                        format!("[[processes]] \"{}\": depends_on: unknown process \"{dep}\"{hint}", def.name),
+                    );
+                }
+            }
+        }
+        // Depth-first search; a node met again while on the path closes a cycle.
+        fn visit<'a>(
+            name: &'a str,
+            defs: &'a [ServiceDef],
+            path: &mut Vec<&'a str>,
+            done: &mut Vec<&'a str>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = path.iter().position(|n| *n == name) {
+                let mut cycle: Vec<String> = path[at..].iter().map(|s| s.to_string()).collect();
+                cycle.push(name.to_string());
+                return Some(cycle);
+            }
+            if done.contains(&name) {
+                return None;
+            }
+            path.push(name);
+            let def = defs.iter().find(|d| d.name == name)?;
+            for dep in &def.depends_on {
+                if let Some(cycle) = visit(dep, defs, path, done) {
+                    return Some(cycle);
+                }
+            }
+            path.pop();
+            done.push(name);
+            None
+        }
+        let mut done = Vec::new();
+        for (def, span) in defs.iter().zip(spans) {
+            let mut path = Vec::new();
+            if let Some(cycle) = visit(&def.name, defs, &mut path, &mut done) {
+                self.report(span.clone(), format!("depends_on: dependency cycle {}", cycle.join(" -> ")));
+                return;
+            }
+        }
     }
 
     /// `user` and `group`, resolved through /etc/passwd and /etc/group.

@@ -24,7 +24,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::config::{Policy, Restart};
+use crate::config::{Policy, Ready, Restart};
 use crate::sys::{ExitStatus, Pid};
 
 /// What the process is doing.
@@ -32,28 +32,21 @@ use crate::sys::{ExitStatus, Pid};
 pub enum State {
     /// Not running, and not asked to (never started, or stopped by the user).
     Stopped,
+    /// Wanted up, but a service it depends on is not ready yet.
+    Waiting,
     /// A spawn was asked for and its outcome is not in yet. Only ever seen
     /// between a `Spawn` action and the `Spawned`/`SpawnFailed` event.
-    Starting,
-    Running {
-        pid: Pid,
-        since: Instant,
-    },
+    Spawning,
+    /// The process runs; `ready` once its readiness condition held (shown
+    /// as `starting` before, `running` after).
+    Running { pid: Pid, since: Instant, ready: bool },
     /// The stop signal was sent; waiting for the exit (or the deadline).
-    Stopping {
-        pid: Pid,
-        since: Instant,
-    },
+    Stopping { pid: Pid, since: Instant },
     /// The main process `pgid` ended with `exit` but others of its process
     /// group live on; they were signalled and the instance waits for the
     /// group to be gone. `requested`: the end was a stop or restart the
     /// user asked for, so the restart policy does not apply.
-    Draining {
-        pgid: Pid,
-        since: Instant,
-        exit: ExitStatus,
-        requested: bool,
-    },
+    Draining { pgid: Pid, since: Instant, exit: ExitStatus, requested: bool },
     /// Exited too soon; a new start is due at the deadline.
     Backoff,
     /// Exited and the policy says not to restart.
@@ -67,8 +60,9 @@ impl State {
     pub fn name(self) -> &'static str {
         match self {
             State::Stopped => "stopped",
-            State::Starting => "starting",
-            State::Running { .. } => "running",
+            State::Waiting => "waiting",
+            State::Spawning | State::Running { ready: false, .. } => "starting",
+            State::Running { ready: true, .. } => "running",
             State::Stopping { .. } | State::Draining { .. } => "stopping",
             State::Backoff => "backoff",
             State::Exited => "exited",
@@ -81,7 +75,7 @@ impl State {
         match self {
             State::Running { pid, .. } | State::Stopping { pid, .. } => Some(pid),
             State::Draining { pgid, .. } => Some(pgid),
-            State::Stopped | State::Starting | State::Backoff | State::Exited | State::Fatal => None,
+            State::Stopped | State::Waiting | State::Spawning | State::Backoff | State::Exited | State::Fatal => None,
         }
     }
 
@@ -91,7 +85,8 @@ impl State {
             State::Running { pid, .. } | State::Stopping { pid, .. } => Some(pid),
             State::Draining { .. }
             | State::Stopped
-            | State::Starting
+            | State::Waiting
+            | State::Spawning
             | State::Backoff
             | State::Exited
             | State::Fatal => None,
@@ -101,6 +96,11 @@ impl State {
     /// Whether any process of this instance exists.
     pub fn is_up(self) -> bool {
         self.pid().is_some()
+    }
+
+    /// Running and ready: what dependents and `start-process` wait for.
+    pub fn is_ready(self) -> bool {
+        matches!(self, State::Running { ready: true, .. })
     }
 }
 
@@ -113,8 +113,9 @@ pub enum Want {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// The user (or autostart) wants it running.
-    Start,
+    /// The user (or autostart) wants it running; `deps_ready`: every
+    /// service it depends on is ready, so it may start now.
+    Start { deps_ready: bool },
     /// The user wants it stopped.
     Stop,
     /// The spawn asked for by [`Action::Spawn`] succeeded.
@@ -128,6 +129,12 @@ pub enum Event {
     GroupGone,
     /// The instance's deadline passed.
     Deadline,
+    /// Its readiness condition holds (READY=1, a probe succeeded).
+    Ready,
+    /// A WATCHDOG=1 ping.
+    Ping,
+    /// Health checks failed; the text says how.
+    Unhealthy(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,6 +164,9 @@ pub struct Service {
     recent_starts: VecDeque<Instant>,
     /// The last way it ended: "exit 1", "signal 9 (KILL)", or a spawn error.
     pub last_exit: Option<String>,
+    /// Why the daemon is killing it (not ready in time, watchdog, health);
+    /// the exit then counts as a failure.
+    failure: Option<String>,
     rng: fastrand::Rng,
 }
 
@@ -174,15 +184,17 @@ impl Service {
             n_quick_failures: 0,
             recent_starts: VecDeque::new(),
             last_exit: None,
+            failure: None,
             rng: fastrand::Rng::new(),
         }
     }
 
-    /// An instance found running from an earlier daemon's state file: up,
-    /// wanted up, with its old pid, start and restart count.
+    /// An instance found running from an earlier daemon's state file: up
+    /// (and ready: it was running long before), wanted up, with its old
+    /// pid, start and restart count.
     pub fn adopted(name: &str, instance: u32, policy: Policy, pid: Pid, since: Instant, n_restarts: u32) -> Service {
         let mut service = Service::new(name, instance, policy);
-        service.state = State::Running { pid, since };
+        service.state = State::Running { pid, since, ready: true };
         service.want = Want::Up;
         service.n_restarts = n_restarts;
         service.n_spawns = 1;
@@ -193,19 +205,25 @@ impl Service {
     pub fn step(&mut self, event: Event, now: Instant) -> Vec<Action> {
         use State::*;
         match (self.state, event) {
-            (Stopped | Backoff | Exited | Fatal, Event::Start) => {
+            (Stopped | Waiting | Backoff | Exited | Fatal, Event::Start { deps_ready: true }) => {
                 // A user's start forgives past failures.
                 self.want = Want::Up;
                 self.n_quick_failures = 0;
                 self.recent_starts.clear();
                 self.spawn(now)
             }
-            (Starting | Running { .. } | Stopping { .. }, Event::Start) => {
+            (Stopped | Waiting | Backoff | Exited | Fatal, Event::Start { deps_ready: false }) => {
+                self.want = Want::Up;
+                self.state = Waiting;
+                self.deadline = None;
+                vec![]
+            }
+            (Spawning | Running { .. } | Stopping { .. }, Event::Start { .. }) => {
                 // Stopping: the exit will lead to a new spawn (a restart).
                 self.want = Want::Up;
                 vec![]
             }
-            (Draining { pgid, since, exit, .. }, Event::Start) => {
+            (Draining { pgid, since, exit, .. }, Event::Start { .. }) => {
                 self.want = Want::Up;
                 self.state = Draining { pgid, since, exit, requested: true };
                 vec![]
@@ -213,6 +231,7 @@ impl Service {
 
             (Running { pid, .. }, Event::Stop) => {
                 self.want = Want::Down;
+                self.failure = None;
                 self.state = Stopping { pid, since: now };
                 self.signal_stop(pid, now)
             }
@@ -221,32 +240,73 @@ impl Service {
                 self.state = Draining { pgid, since, exit, requested: true };
                 vec![]
             }
-            (Starting | Stopping { .. } | Stopped | Exited | Fatal, Event::Stop) => {
+            (Stopping { .. }, Event::Stop) => {
+                // A stop asked while the daemon kills it for a failure is
+                // now a stop: no restart after it.
+                self.want = Want::Down;
+                self.failure = None;
+                vec![]
+            }
+            (Spawning | Stopped | Exited | Fatal, Event::Stop) => {
                 self.want = Want::Down;
                 vec![]
             }
-            (Backoff, Event::Stop) => {
+            (Waiting | Backoff, Event::Stop) => {
                 self.want = Want::Down;
                 self.state = Stopped;
                 self.deadline = None;
                 vec![]
             }
 
-            (Starting, Event::Spawned(pid)) => {
-                self.state = Running { pid, since: now };
+            (Spawning, Event::Spawned(pid)) => {
+                let wait = match self.policy.ready {
+                    Ready::Uptime => self.policy.min_uptime,
+                    Ready::Notify | Ready::Probe(_) => self.policy.ready_timeout,
+                };
+                let ready = self.policy.ready == Ready::Uptime && wait.is_zero();
+                self.state = Running { pid, since: now, ready };
+                self.deadline = (!ready).then(|| now + wait);
                 if self.want == Want::Down {
                     // A stop arrived while the spawn was in flight.
                     return self.step(Event::Stop, now);
                 }
                 vec![]
             }
-            (Starting, Event::SpawnFailed(reason)) => {
+            (Spawning, Event::SpawnFailed(reason)) => {
                 self.last_exit = Some(reason);
                 self.state = Exited;
                 if self.want == Want::Up && self.policy.restart != Restart::Never { self.back_off(now) } else { vec![] }
             }
 
-            (Running { pid, since }, Event::Exited { status, group_alive: true }) => {
+            (Running { pid, since, ready: false }, Event::Ready) => {
+                self.state = Running { pid, since, ready: true };
+                self.deadline = None;
+                vec![]
+            }
+            (Running { ready: true, .. }, Event::Ping) => {
+                if let Some(watchdog) = self.policy.watchdog {
+                    self.deadline = Some(now + watchdog);
+                }
+                vec![]
+            }
+            (Running { pid, since, ready: false }, Event::Deadline) => match self.policy.ready {
+                Ready::Uptime => {
+                    self.state = Running { pid, since, ready: true };
+                    self.deadline = None;
+                    vec![]
+                }
+                Ready::Notify | Ready::Probe(_) => {
+                    let secs = self.policy.ready_timeout.as_secs_f64();
+                    self.fail(pid, format!("not ready within {secs}s"), now)
+                }
+            },
+            (Running { pid, ready: true, .. }, Event::Deadline) => {
+                let secs = self.policy.watchdog.unwrap_or_default().as_secs_f64();
+                self.fail(pid, format!("watchdog: no WATCHDOG=1 for {secs}s"), now)
+            }
+            (Running { pid, .. }, Event::Unhealthy(reason)) => self.fail(pid, reason, now),
+
+            (Running { pid, since, .. }, Event::Exited { status, group_alive: true }) => {
                 // The main process died but left workers behind: they must
                 // go before anything starts again.
                 self.last_exit = Some(status.to_string());
@@ -262,12 +322,16 @@ impl Service {
                 // The stop signal already went to the group; keep the stop
                 // deadline, or KILL at once if it already passed.
                 self.deadline = Some(self.deadline.unwrap_or(now));
-                self.state = Draining { pgid: pid, since, exit: status, requested: true };
+                let requested = self.failure.is_none();
+                self.state = Draining { pgid: pid, since, exit: status, requested };
                 vec![]
             }
-            (Stopping { .. }, Event::Exited { status, group_alive: false }) => {
-                self.last_exit = Some(status.to_string());
+            (Stopping { since, .. }, Event::Exited { status, group_alive: false }) => {
                 self.deadline = None;
+                if self.failure.is_some() {
+                    return self.after_exit(status, since, now);
+                }
+                self.last_exit = Some(status.to_string());
                 self.after_requested_stop(now)
             }
 
@@ -288,15 +352,34 @@ impl Service {
             }
 
             // Events that cannot apply to the state: a spawn result with no
-            // spawn in flight, an exit with no main process, a stale deadline.
+            // spawn in flight, an exit with no main process, a stale
+            // deadline, a notification from a process that is not up.
             (
-                Stopped | Running { .. } | Stopping { .. } | Draining { .. } | Backoff | Exited | Fatal,
+                Stopped | Waiting | Running { .. } | Stopping { .. } | Draining { .. } | Backoff | Exited | Fatal,
                 Event::Spawned(_) | Event::SpawnFailed(_),
             )
-            | (Stopped | Starting | Draining { .. } | Backoff | Exited | Fatal, Event::Exited { .. })
-            | (Stopped | Starting | Running { .. } | Stopping { .. } | Backoff | Exited | Fatal, Event::GroupGone)
-            | (Stopped | Starting | Running { .. } | Exited | Fatal, Event::Deadline) => vec![],
+            | (Stopped | Waiting | Spawning | Draining { .. } | Backoff | Exited | Fatal, Event::Exited { .. })
+            | (
+                Stopped | Waiting | Spawning | Running { .. } | Stopping { .. } | Backoff | Exited | Fatal,
+                Event::GroupGone,
+            )
+            | (Stopped | Waiting | Spawning | Exited | Fatal, Event::Deadline)
+            | (Running { ready: true, .. }, Event::Ready)
+            | (Running { ready: false, .. }, Event::Ping)
+            | (
+                Stopped | Waiting | Spawning | Stopping { .. } | Draining { .. } | Backoff | Exited | Fatal,
+                Event::Ready | Event::Ping | Event::Unhealthy(_),
+            ) => vec![],
         }
+    }
+
+    /// The daemon gives up on a running process (not ready in time, silent
+    /// watchdog, failed health checks): stop it, and count its exit as a
+    /// failure so the restart policy applies.
+    fn fail(&mut self, pid: Pid, reason: String, now: Instant) -> Vec<Action> {
+        self.failure = Some(reason);
+        self.state = State::Stopping { pid, since: now };
+        self.signal_stop(pid, now)
     }
 
     /// The stop signal (and SIGCONT, so a stopped process can act on it) to
@@ -323,12 +406,21 @@ impl Service {
 
     /// The process ended on its own: apply the restart policy.
     fn after_exit(&mut self, status: ExitStatus, since: Instant, now: Instant) -> Vec<Action> {
-        self.last_exit = Some(status.to_string());
         self.state = State::Exited;
-        let failed = match status {
-            ExitStatus::Code(code) => !self.policy.success_exit_codes.contains(&code),
+        let failed = match (self.failure.take(), status) {
+            (Some(reason), _) => {
+                self.last_exit = Some(format!("{reason} ({status})"));
+                true
+            }
+            (None, ExitStatus::Code(code)) => {
+                self.last_exit = Some(status.to_string());
+                !self.policy.success_exit_codes.contains(&code)
+            }
             // A signal the daemon did not send, or an end it could not see.
-            ExitStatus::Signal(_) | ExitStatus::Unknown => true,
+            (None, ExitStatus::Signal(_) | ExitStatus::Unknown) => {
+                self.last_exit = Some(status.to_string());
+                true
+            }
         };
         let restart = self.want == Want::Up
             && match self.policy.restart {
@@ -384,7 +476,7 @@ impl Service {
     }
 
     fn spawn(&mut self, now: Instant) -> Vec<Action> {
-        self.state = State::Starting;
+        self.state = State::Spawning;
         self.deadline = None;
         if self.n_spawns > 0 {
             self.n_restarts += 1;
@@ -411,7 +503,7 @@ mod tests {
 
     fn running_with(policy: Policy, now: Instant) -> Service {
         let mut s = Service::new("web", 0, policy);
-        assert_eq!(s.step(Event::Start, now), vec![Action::Spawn]);
+        assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![Action::Spawn]);
         assert_eq!(s.step(Event::Spawned(42), now), vec![]);
         s
     }
@@ -424,7 +516,8 @@ mod tests {
     fn start_spawns_and_runs() {
         let now = Instant::now();
         let s = running(now);
-        assert_eq!(s.state, State::Running { pid: 42, since: now });
+        assert_eq!(s.state, State::Running { pid: 42, since: now, ready: false });
+        assert_eq!(s.state.name(), "starting");
         assert_eq!(s.want, Want::Up);
         assert_eq!(s.n_restarts, 0);
     }
@@ -495,7 +588,7 @@ mod tests {
         assert_eq!(s.step(exited(ExitStatus::Code(1)), now), vec![]);
         assert_eq!((s.state, s.deadline), (State::Fatal, None));
         // The user can always start it again.
-        assert_eq!(s.step(Event::Start, now), vec![Action::Spawn]);
+        assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![Action::Spawn]);
     }
 
     #[test]
@@ -543,7 +636,7 @@ mod tests {
     fn spawn_failure_backs_off_and_is_kept_as_last_exit() {
         let now = Instant::now();
         let mut s = Service::new("web", 0, Policy::default());
-        s.step(Event::Start, now);
+        s.step(Event::Start { deps_ready: true }, now);
         s.step(Event::SpawnFailed("exec /nope: No such file or directory".into()), now);
         assert_eq!(s.state, State::Backoff);
         assert_eq!(s.last_exit.as_deref(), Some("exec /nope: No such file or directory"));
@@ -590,11 +683,81 @@ mod tests {
     }
 
     #[test]
+    fn uptime_readiness_is_min_uptime_without_an_exit() {
+        let now = Instant::now();
+        let mut s = running(now);
+        assert_eq!(s.deadline, Some(now + SECOND));
+        assert_eq!(s.step(Event::Deadline, now + SECOND), vec![]);
+        assert!(s.state.is_ready());
+        assert_eq!(s.state.name(), "running");
+        assert_eq!(s.deadline, None);
+    }
+
+    #[test]
+    fn notify_readiness_waits_for_ready_and_fails_at_the_timeout() {
+        let policy = Policy { ready: Ready::Notify, ready_timeout: 5 * SECOND, ..Policy::default() };
+        let now = Instant::now();
+        let mut s = running_with(policy.clone(), now);
+        assert_eq!(s.step(Event::Ping, now), vec![], "pings before READY=1 are ignored");
+        assert_eq!(s.step(Event::Ready, now + SECOND), vec![]);
+        assert!(s.state.is_ready());
+
+        let mut s = running_with(policy, now);
+        let actions = s.step(Event::Deadline, now + 5 * SECOND);
+        assert_eq!(actions[0], Action::Signal(42, libc::SIGTERM));
+        // Killed for not being ready: a failure, so the policy restarts it.
+        let later = now + 6 * SECOND;
+        assert_eq!(s.step(exited(ExitStatus::Signal(15)), later), vec![Action::Spawn]);
+        assert_eq!(s.last_exit.as_deref(), Some("not ready within 5s (signal 15 (TERM))"));
+    }
+
+    #[test]
+    fn a_silent_watchdog_restarts_the_service() {
+        let policy = Policy { ready: Ready::Notify, watchdog: Some(2 * SECOND), ..Policy::default() };
+        let now = Instant::now();
+        let mut s = running_with(policy, now);
+        s.step(Event::Ready, now);
+        assert_eq!(s.deadline, None, "the watchdog starts with the first ping");
+        s.step(Event::Ping, now + SECOND);
+        assert_eq!(s.deadline, Some(now + 3 * SECOND));
+        assert_eq!(s.step(Event::Deadline, now + 3 * SECOND)[0], Action::Signal(42, libc::SIGTERM));
+        assert_eq!(s.step(exited(ExitStatus::Signal(15)), now + 4 * SECOND), vec![Action::Spawn]);
+        assert!(s.last_exit.as_deref().unwrap().starts_with("watchdog: no WATCHDOG=1 for 2s"));
+    }
+
+    #[test]
+    fn unhealthy_is_a_failure_but_a_user_stop_wins() {
+        let now = Instant::now();
+        let mut s = running(now);
+        assert_eq!(
+            s.step(Event::Unhealthy("health check failed 3 times".into()), now)[0],
+            Action::Signal(42, libc::SIGTERM)
+        );
+        // The user stops it meanwhile: it stays down.
+        s.step(Event::Stop, now);
+        assert_eq!(s.step(exited(ExitStatus::Signal(15)), now + SECOND), vec![]);
+        assert_eq!(s.state, State::Stopped);
+    }
+
+    #[test]
+    fn a_start_before_the_dependencies_are_ready_waits() {
+        let now = Instant::now();
+        let mut s = Service::new("web", 0, Policy::default());
+        assert_eq!(s.step(Event::Start { deps_ready: false }, now), vec![]);
+        assert_eq!((s.state, s.want), (State::Waiting, Want::Up));
+        assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![Action::Spawn]);
+        let mut s = Service::new("web", 0, Policy::default());
+        s.step(Event::Start { deps_ready: false }, now);
+        s.step(Event::Stop, now);
+        assert_eq!(s.state, State::Stopped);
+    }
+
+    #[test]
     fn restart_is_stop_then_start() {
         let now = Instant::now();
         let mut s = running(now);
         s.step(Event::Stop, now);
-        assert_eq!(s.step(Event::Start, now), vec![]);
+        assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![]);
         assert_eq!(s.step(exited(ExitStatus::Signal(15)), now), vec![Action::Spawn]);
     }
 

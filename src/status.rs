@@ -37,6 +37,8 @@ pub struct ProcessInfo {
     pub last_exit: Option<String>,
     /// In `backoff`: seconds until the next start is due.
     pub next_start_secs: Option<u64>,
+    /// The last STATUS= the service sent over the notify socket.
+    pub status_text: Option<String>,
 }
 
 impl ProcessInfo {
@@ -65,7 +67,11 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
             (None, Some(secs)) => format!("in {}", crate::msg::short_duration(secs)),
             (None, None) => "-".to_string(),
         };
-        let last_exit = p.last_exit.as_deref().unwrap_or("-");
+        // A running service's own STATUS= says more than how it last ended.
+        let last_exit = match (&p.status_text, p.state.as_str()) {
+            (Some(text), "running" | "starting") => text.as_str(),
+            _ => p.last_exit.as_deref().unwrap_or("-"),
+        };
         let state = format!("{:<8}", p.state);
         let line =
             format!("{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {last_exit}", fit(label, name_w), p.restarts);
@@ -112,6 +118,7 @@ mod tests {
             restarts: 12,
             last_exit: last_exit.map(str::to_string),
             next_start_secs: (state == "backoff").then_some(3),
+            status_text: None,
         }
     }
 
@@ -124,7 +131,7 @@ mod tests {
         let json = doc.serialize_json();
         assert_eq!(
             json,
-            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null}]}"#
+            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null}]}"#
         );
         assert_eq!(Document::deserialize_json(&json).unwrap(), doc);
     }

@@ -843,3 +843,126 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Probes and the notify socket.
+
+/// Starts a non-blocking TCP connect; the socket turns writable when it
+/// finished, and [`socket_error`] then says how.
+pub fn tcp_connect(addr: &std::net::SocketAddr) -> io::Result<OwnedFd> {
+    let (family, storage, len) = socket_addr(addr);
+    // SAFETY: socket takes no pointers; connect reads `len` bytes of
+    // `storage`, a sockaddr_storage that socket_addr filled in for `family`.
+    unsafe {
+        let fd = cerr(libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0))?;
+        let fd = OwnedFd::from_raw_fd(fd);
+        let ret = libc::connect(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len);
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(e);
+            }
+        }
+        Ok(fd)
+    }
+}
+
+fn socket_addr(addr: &std::net::SocketAddr) -> (libc::c_int, libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is valid; we write the variant
+    // for the address family into it through a properly aligned cast.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        match addr {
+            std::net::SocketAddr::V4(v4) => {
+                let sin = (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*sin).sin_port = v4.port().to_be();
+                (*sin).sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) };
+                (libc::AF_INET, storage, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            }
+            std::net::SocketAddr::V6(v6) => {
+                let sin6 = (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>();
+                (*sin6).sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                (*sin6).sin6_port = v6.port().to_be();
+                (*sin6).sin6_addr = libc::in6_addr { s6_addr: v6.ip().octets() };
+                (*sin6).sin6_scope_id = v6.scope_id();
+                (libc::AF_INET6, storage, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            }
+        }
+    }
+}
+
+/// The result of a finished non-blocking connect (SO_ERROR).
+pub fn socket_error(fd: RawFd) -> io::Result<()> {
+    let mut error: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `error`.
+    cerr(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut error as *mut libc::c_int).cast(), &mut len)
+    })?;
+    if error == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(error)) }
+}
+
+/// Asks the kernel to attach the sender's credentials to every datagram.
+pub fn set_passcred(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `on`.
+    cerr(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Receives one datagram and the pid of its sender (SCM_CREDENTIALS, with
+/// SO_PASSCRED set); `Ok(None)` when nothing is waiting.
+pub fn recv_with_pid(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Option<Pid>)>> {
+    let space = creds_cmsg_space();
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: as in recv_fds: the kernel fills at most msg_controllen bytes;
+    // an SCM_CREDENTIALS payload is a ucred, read unaligned.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let n = libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+        }
+        let mut pid = None;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS {
+                let cred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::ucred>());
+                pid = Some(cred.pid);
+            } else if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                // Descriptors nobody asked for: close them.
+                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                    drop(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        Ok(Some((n as usize, pid)))
+    }
+}
+
+fn creds_cmsg_space() -> usize {
+    // Room for credentials plus a few stray descriptors.
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    unsafe {
+        libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as u32) as usize
+            + libc::CMSG_SPACE((8 * std::mem::size_of::<RawFd>()) as u32) as usize
+    }
+}

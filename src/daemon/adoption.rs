@@ -45,7 +45,7 @@ impl Daemon {
                 self.slots.push(slot);
                 if restart {
                     let index = self.slots.len() - 1;
-                    self.dispatch(index, Event::Start, now);
+                    self.start(index, now);
                 }
                 continue;
             }
@@ -96,7 +96,7 @@ impl Daemon {
             for index in self.select(&name).unwrap_or_default() {
                 if self.slots[index].service.state.is_up() {
                     self.dispatch(index, Event::Stop, now);
-                    self.dispatch(index, Event::Start, now);
+                    self.start(index, now);
                 }
             }
         }

@@ -20,7 +20,9 @@
 
 mod adoption;
 mod clients;
+mod notify;
 mod output;
+mod probes;
 mod requests;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -70,6 +72,8 @@ struct Slot {
     starttime: u64,
     /// Wall-clock start of its current process, seconds since the epoch.
     started_at: u64,
+    /// The last STATUS= it sent over the notify socket.
+    status_text: Option<String>,
 }
 
 impl Slot {
@@ -81,6 +85,7 @@ impl Slot {
             watch: Watch::Child,
             starttime: 0,
             started_at: 0,
+            status_text: None,
         }
     }
 }
@@ -160,6 +165,14 @@ struct Daemon {
     holder: Option<crate::holder::Holder>,
     /// `shutdown --stop-all` was asked: the fd holder can go too.
     stop_all: bool,
+    /// Stops deferred until the services that depend on them are down.
+    pending_stops: Vec<Key>,
+    /// Dependents (restart_dependents) to start again once they are down.
+    restart_after: Vec<Key>,
+    /// The sd_notify socket, when a service uses it.
+    notify: Option<std::os::unix::net::UnixDatagram>,
+    /// Readiness probes and health checks.
+    checks: Vec<probes::Check>,
 }
 
 /// Runs the supervisor until TERM, INT or `shutdown`. With `report` (daemon
@@ -196,6 +209,10 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         pipes: Vec::new(),
         holder: None,
         stop_all: false,
+        pending_stops: Vec::new(),
+        restart_after: Vec::new(),
+        notify: None,
+        checks: Vec::new(),
     };
     daemon.log.info(format_args!(
         "started (pid {}), config {}, {} services",
@@ -204,6 +221,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         daemon.config.services.len()
     ));
     daemon.attach_holder();
+    daemon.open_notify();
     daemon.adopt_and_start();
     daemon.persist();
     daemon.run_loop();
@@ -288,6 +306,14 @@ impl Daemon {
             for pipe in &self.pipes {
                 fds.push(PollFd::new(pipe.read.as_raw_fd(), sys::POLLIN));
             }
+            let first_check = fds.len();
+            let check_slots: Vec<usize> =
+                (0..self.checks.len()).filter(|&i| self.checks[i].poll_fd().is_some()).collect();
+            fds.extend(check_slots.iter().filter_map(|&i| self.checks[i].poll_fd()));
+            let notify_at = fds.len();
+            if let Some(socket) = &self.notify {
+                fds.push(PollFd::new(socket.as_raw_fd(), sys::POLLIN));
+            }
             if let Err(e) = sys::poll(&mut fds, timeout) {
                 self.log.error(format_args!("poll: {}", msg::io_error(&e)));
             }
@@ -302,6 +328,13 @@ impl Daemon {
             // Output first, so lines written just before an exit are
             // logged before the exit is.
             let readable: Vec<usize> = (0..self.pipes.len()).filter(|&i| fds[first_pipe + i].ready()).collect();
+            if fds.get(notify_at).is_some_and(PollFd::ready) {
+                self.read_notify(now);
+            }
+            let mut check_ready = vec![false; self.checks.len()];
+            for (n, &i) in check_slots.iter().enumerate() {
+                check_ready[i] = fds[first_check + n].ready();
+            }
             for index in readable {
                 self.read_output(index);
             }
@@ -319,6 +352,9 @@ impl Daemon {
             }
             self.check_draining(now);
             self.fire_deadlines(now);
+            self.run_checks(&check_ready, now);
+            self.advance_dependencies(now);
+            self.schedule_checks(now);
             if fds[1].ready() {
                 self.accept(now);
             }
@@ -342,7 +378,8 @@ impl Daemon {
             .iter()
             .any(|s| matches!(s.service.state, State::Draining { .. }))
             .then(|| Instant::now() + DRAIN_CHECK);
-        services.chain(clients).chain(self.next_check).chain(draining).min()
+        let checks = self.checks.iter().map(probes::Check::due);
+        services.chain(clients).chain(self.next_check).chain(draining).chain(checks).min()
     }
 
     fn on_signal(&mut self, signal: libc::c_int, now: Instant) {
@@ -373,7 +410,87 @@ impl Daemon {
         self.slots.push(Slot::new(Rc::clone(&def), 0));
         if def.autostart {
             let index = self.slots.len() - 1;
-            self.dispatch(index, Event::Start, Instant::now());
+            self.start(index, Instant::now());
+        }
+    }
+
+    /// Starts an instance, or leaves it `waiting` until every service it
+    /// depends on is ready; dependencies nobody started are started first.
+    fn start(&mut self, index: usize, now: Instant) {
+        let deps = self.slots[index].def.depends_on.clone();
+        for dep in &deps {
+            let down = (0..self.slots.len()).find(|&i| {
+                let s = &self.slots[i];
+                !s.retired && s.service.name == *dep && s.service.instance == 0 && s.service.want == Want::Down
+            });
+            if let Some(i) = down {
+                self.start(i, now);
+            }
+        }
+        let deps_ready = self.deps_ready(&deps);
+        self.dispatch(index, Event::Start { deps_ready }, now);
+    }
+
+    /// Whether every named service has an instance that is running and ready.
+    fn deps_ready(&self, deps: &[String]) -> bool {
+        deps.iter().all(|dep| self.slots.iter().any(|s| s.service.name == *dep && s.service.state.is_ready()))
+    }
+
+    /// Each pass: waiting instances whose dependencies became ready start,
+    /// and deferred stops whose dependents are down go ahead.
+    fn advance_dependencies(&mut self, now: Instant) {
+        for index in 0..self.slots.len() {
+            if self.slots[index].service.state == State::Waiting {
+                let deps = self.slots[index].def.depends_on.clone();
+                if self.deps_ready(&deps) {
+                    self.dispatch(index, Event::Start { deps_ready: true }, now);
+                }
+            }
+        }
+        let mut pending = std::mem::take(&mut self.pending_stops);
+        pending.retain(|key| {
+            let Some(index) = self.slots.iter().position(|s| s.service.name == key.0 && s.service.instance == key.1)
+            else {
+                return false;
+            };
+            if self.dependents_up(&key.0) {
+                return true;
+            }
+            self.dispatch(index, Event::Stop, now);
+            false
+        });
+        self.pending_stops.extend(pending);
+        let mut restarts = std::mem::take(&mut self.restart_after);
+        restarts.retain(|key| {
+            let Some(index) = self.slots.iter().position(|s| s.service.name == key.0 && s.service.instance == key.1)
+            else {
+                return false;
+            };
+            if self.slots[index].service.state.is_up() {
+                return true;
+            }
+            self.start(index, now);
+            false
+        });
+        self.restart_after.extend(restarts);
+    }
+
+    /// Whether any instance of a service that depends on `name` is up.
+    fn dependents_up(&self, name: &str) -> bool {
+        self.slots.iter().any(|s| s.service.state.is_up() && s.def.depends_on.iter().any(|d| d == name))
+    }
+
+    /// Stops instances in dependency order: an instance whose dependents
+    /// still run waits (in `pending_stops`) until they are down.
+    fn stop_ordered(&mut self, indices: &[usize], now: Instant) {
+        for &index in indices {
+            let name = self.slots[index].service.name.clone();
+            if self.dependents_up(&name) {
+                self.slots[index].service.want = Want::Down;
+                self.pending_stops.push(self.key(index));
+            } else {
+                self.dispatch(index, Event::Stop, now);
+            }
         }
     }
 
@@ -484,6 +601,9 @@ impl Daemon {
         for (key, value) in &def.environment {
             set(key, value.as_bytes());
         }
+        if notify::uses_notify(def) {
+            set("NOTIFY_SOCKET", self.notify_path().as_os_str().as_bytes());
+        }
         // Last, so no config can remove it: how a daemon finds this process
         // should the previous one crash before recording it.
         let state_file = self.config.daemon.state_file.display().to_string();
@@ -493,9 +613,11 @@ impl Daemon {
 
     fn reap(&mut self, now: Instant) {
         while let Some((pid, status)) = sys::reap_one() {
-            // Not one of ours: an orphan inherited as a subreaper.
             if let Some(index) = self.slots.iter().position(|s| s.service.state.main_pid() == Some(pid)) {
                 self.ended(index, status, now);
+            } else {
+                // A check command, or an orphan inherited as a subreaper.
+                self.check_command_ended(pid, status, now);
             }
         }
     }
@@ -527,7 +649,9 @@ impl Daemon {
             },
             State::Draining { .. } => format!("waiting for the rest of process group {pid} to end"),
             // Restarted (the spawn logged it) or stopped on request.
-            State::Stopped | State::Starting | State::Running { .. } | State::Stopping { .. } => return,
+            State::Stopped | State::Waiting | State::Spawning | State::Running { .. } | State::Stopping { .. } => {
+                return;
+            }
         };
         self.log.info(format_args!("{label}: {then}"));
     }

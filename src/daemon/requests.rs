@@ -27,21 +27,14 @@ impl Daemon {
                     Ok(index) => index,
                     Err(e) => return Outcome::Reply(Err(refuse(e))),
                 };
-                self.dispatch(index, Event::Start, now);
-                let service = &self.slots[index].service;
-                Outcome::Reply(match service.state.pid() {
-                    Some(pid) => Ok(vec![format!("{}: started (pid {pid})", label(service))]),
-                    None => Err(refuse(format!(
-                        "{}: failed to start: {}",
-                        label(service),
-                        service.last_exit.as_deref().unwrap_or("unknown error")
-                    ))),
-                })
+                self.start(index, now);
+                // Answered once it is ready (or failed), like restart.
+                Outcome::Wait(Wait::Restarted(vec![(self.key(index), None)]))
             }
             Request::Stop { target } => {
                 let indices = match target {
                     // The reverse of start (config) order, as init systems do.
-                    Target::All => Ok((0..self.slots.len()).rev().collect()),
+                    Target::All => Ok((0..self.slots.len()).rev().collect::<Vec<usize>>()),
                     Target::Name(name) => self.select(&name),
                 };
                 match indices {
@@ -65,9 +58,8 @@ impl Daemon {
             Request::Shutdown { stop_all: true } => {
                 self.log.info("shutdown --stop-all requested: stopping every service, then exiting");
                 self.stop_all = true;
-                for index in (0..self.slots.len()).rev() {
-                    self.dispatch(index, Event::Stop, now);
-                }
+                let all: Vec<usize> = (0..self.slots.len()).rev().collect();
+                self.stop_ordered(&all, now);
                 self.exit = true;
                 Outcome::Wait(Wait::ShutdownAll)
             }
@@ -78,13 +70,32 @@ impl Daemon {
     /// answers once they are down (or up again).
     pub(super) fn stop_each(&mut self, indices: &[usize], then_start: bool, now: Instant) -> Wait {
         let keys = indices.iter().map(|&i| (self.key(i), self.slots[i].service.state.pid())).collect();
+        if !then_start {
+            self.stop_ordered(indices, now);
+            return Wait::Down(keys);
+        }
         for &index in indices {
             self.dispatch(index, Event::Stop, now);
-            if then_start {
-                self.dispatch(index, Event::Start, now);
+            self.start(index, now);
+            // Services that asked for it restart with what they depend on:
+            // stopped now, started again once it is ready.
+            let name = self.slots[index].service.name.clone();
+            for i in 0..self.slots.len() {
+                let slot = &self.slots[i];
+                if slot.def.restart_dependents
+                    && slot.def.depends_on.contains(&name)
+                    && slot.service.state.is_up()
+                    && !slot.retired
+                {
+                    let key = self.key(i);
+                    self.dispatch(i, Event::Stop, now);
+                    if !self.restart_after.contains(&key) {
+                        self.restart_after.push(key);
+                    }
+                }
             }
         }
-        if then_start { Wait::Restarted(keys) } else { Wait::Down(keys) }
+        Wait::Restarted(keys)
     }
 
     /// Which instance `start-process NAME` starts: the named instance, the
@@ -161,7 +172,7 @@ impl Daemon {
                 slot.service.policy = def.policy.clone();
                 if restart && slot.service.state.is_up() {
                     self.dispatch(index, Event::Stop, now);
-                    self.dispatch(index, Event::Start, now);
+                    self.start(index, now);
                 }
             }
         }
@@ -199,13 +210,21 @@ impl Daemon {
         ));
         self.config.services = new.services;
         self.update_outputs();
+        self.open_notify();
         (true, lines)
     }
 
     /// How long a waiting request may wait: the longest stop timeout of any
     /// instance, plus time for SIGKILL to work.
     pub(super) fn wait_timeout(&self) -> Duration {
-        self.slots.iter().map(|s| s.service.policy.stop_timeout).max().unwrap_or_default() + WAIT_SLACK
+        let longest = |s: &Slot| {
+            let ready = match s.service.policy.ready {
+                crate::config::Ready::Uptime => s.service.policy.min_uptime,
+                _ => s.service.policy.ready_timeout,
+            };
+            s.service.policy.stop_timeout + ready
+        };
+        self.slots.iter().map(longest).max().unwrap_or_default() + WAIT_SLACK
     }
 
     pub(super) fn status_document(&self, indices: &[usize], now: Instant) -> status::Document {
@@ -233,6 +252,7 @@ impl Daemon {
                         uptime_secs: uptime,
                         restarts: s.n_restarts,
                         last_exit: s.last_exit.clone(),
+                        status_text: self.slots[i].status_text.clone(),
                         next_start_secs: s
                             .next_start()
                             .map(|at| at.saturating_duration_since(now).as_secs_f64().ceil() as u64),
@@ -269,10 +289,15 @@ impl Daemon {
                         return Some(Err(format!("{}: removed while restarting", key_label(key))));
                     };
                     match s.state {
-                        State::Running { pid, .. } if Some(pid) != *old => {
-                            lines.push(format!("{}: restarted (pid {pid})", label(s)))
+                        State::Running { pid, ready: true, .. } if Some(pid) != *old => {
+                            let verb = if old.is_some() { "restarted" } else { "started" };
+                            lines.push(format!("{}: {verb} (pid {pid})", label(s)))
                         }
-                        State::Running { .. } | State::Stopping { .. } | State::Draining { .. } | State::Starting => {
+                        State::Running { .. }
+                        | State::Stopping { .. }
+                        | State::Draining { .. }
+                        | State::Spawning
+                        | State::Waiting => {
                             return None;
                         }
                         State::Stopped | State::Backoff | State::Exited | State::Fatal => {
