@@ -53,6 +53,18 @@ pub struct Config {
     pub path: PathBuf,
     pub daemon: DaemonSettings,
     pub services: Vec<ServiceDef>,
+    /// The `[web]` table: the web UI's server, off when absent.
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub web: Option<WebSettings>,
+}
+
+/// `[web] listen = "127.0.0.1:9001"`, with `token` or `token_file`.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
+pub struct WebSettings {
+    pub listen: std::net::SocketAddr,
+    /// Required to sign in; without one, only loopback is allowed.
+    pub token: Option<String>,
 }
 
 /// The `[daemon]` table.
@@ -327,7 +339,8 @@ const SERVICE_KEYS: &[&str] = &[
     "restart_dependents",
     "health_check",
 ];
-const TOP_KEYS: &[&str] = &["daemon", "processes"];
+const TOP_KEYS: &[&str] = &["daemon", "processes", "web"];
+const WEB_KEYS: &[&str] = &["listen", "token", "token_file"];
 
 /// Reads and checks the config at `path`. `shown` is how the path is named
 /// in messages (as the user typed it).
@@ -374,7 +387,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
 
     let daemon = cx.daemon(root.get_key_value("daemon"));
     let services = cx.services(root.get_key_value("processes"));
-    if cx.problems.is_empty() { Ok(Config { path: path.to_path_buf(), daemon, services }) } else { Err(cx.problems) }
+    let web = cx.web(root.get_key_value("web"));
+    if cx.problems.is_empty() {
+        Ok(Config { path: path.to_path_buf(), daemon, services, web })
+    } else {
+        Err(cx.problems)
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -691,6 +709,68 @@ impl Checker<'_> {
             return None;
         }
         Some(Duration::from_secs_f64(secs))
+    }
+
+    /// The `[web]` table.
+    fn web(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Option<WebSettings> {
+        let (key, item) = entry?;
+        let Some(table) = item.as_table_like() else {
+            self.report(key.span(), format!("[web]: expected a table, found {}", type_name(item)));
+            return None;
+        };
+        let cx = "[web] ";
+        if !cfg!(feature = "web") {
+            self.report(
+                key.span(),
+                format!("{cx}this mi7soft-daemon was built without the web UI (cargo feature \"web\")"),
+            );
+            return None;
+        }
+        self.unknown_keys(table, WEB_KEYS, cx);
+        let Some(listen_text) = self.string(table, "listen", cx) else {
+            if !table.contains_key("listen") {
+                self.report(key.span(), format!("{cx}missing required key \"listen\" (such as \"127.0.0.1:9001\")"));
+            }
+            return None;
+        };
+        let Ok(listen) = listen_text.parse::<std::net::SocketAddr>() else {
+            self.report(
+                value_span(table, "listen"),
+                format!("{cx}listen: {listen_text:?} is not IP:PORT (such as \"127.0.0.1:9001\")"),
+            );
+            return None;
+        };
+        let token = match (self.string(table, "token", cx), self.path(table, "token_file", cx)) {
+            (Some(_), Some(_)) => {
+                self.report(value_span(table, "token_file"), format!("{cx}give token or token_file, not both"));
+                return None;
+            }
+            (Some(token), None) => Some(token),
+            (None, Some(file)) => match std::fs::read_to_string(&file) {
+                Ok(text) => Some(text.trim().to_string()),
+                Err(e) => {
+                    self.report(
+                        value_span(table, "token_file"),
+                        format!("{cx}token_file: {}", crate::msg::path_error(&file, &e)),
+                    );
+                    return None;
+                }
+            },
+            (None, None) => None,
+        };
+        if token.as_deref().is_some_and(|t| t.len() < 8) {
+            let key = if table.contains_key("token") { "token" } else { "token_file" };
+            self.report(value_span(table, key), format!("{cx}{key}: a token must have at least 8 characters"));
+            return None;
+        }
+        if token.is_none() && !listen.ip().is_loopback() {
+            self.report(
+                value_span(table, "listen"),
+                format!("{cx}listen: refusing to serve {listen} without a token; set token or token_file, or listen on 127.0.0.1"),
+            );
+            return None;
+        }
+        Some(WebSettings { listen, token })
     }
 
     /// `ready = "uptime" | "notify" | { tcp = "…" } | { command = […] }`.

@@ -20,6 +20,8 @@ mod config;
 mod control;
 mod daemon;
 mod holder;
+#[cfg(feature = "web")]
+mod http;
 mod msg;
 mod pidfile;
 mod procfs;

@@ -966,3 +966,26 @@ fn creds_cmsg_space() -> usize {
             + libc::CMSG_SPACE((8 * std::mem::size_of::<RawFd>()) as u32) as usize
     }
 }
+
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
+/// Fills `buf` from the kernel's random source (getrandom, falling back to
+/// /dev/urandom on kernels before 3.17): for session ids, never fastrand.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: getrandom writes at most `len` bytes into the unfilled tail.
+        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::ENOSYS) => {
+                    return io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut buf[filled..]);
+                }
+                _ => return Err(e),
+            }
+        }
+        filled += n as usize;
+    }
+    Ok(())
+}

@@ -24,6 +24,8 @@ mod notify;
 mod output;
 mod probes;
 mod requests;
+#[cfg(feature = "web")]
+mod web;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -173,6 +175,11 @@ struct Daemon {
     notify: Option<std::os::unix::net::UnixDatagram>,
     /// Readiness probes and health checks.
     checks: Vec<probes::Check>,
+    /// Counts changes of any instance's state or pid (for event streams).
+    generation: u64,
+    /// The web UI's server, when `[web]` is configured.
+    #[cfg(feature = "web")]
+    web: Option<web::Web>,
 }
 
 /// Runs the supervisor until TERM, INT or `shutdown`. With `report` (daemon
@@ -213,6 +220,9 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         restart_after: Vec::new(),
         notify: None,
         checks: Vec::new(),
+        generation: 0,
+        #[cfg(feature = "web")]
+        web: None,
     };
     daemon.log.info(format_args!(
         "started (pid {}), config {}, {} services",
@@ -222,6 +232,8 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
     ));
     daemon.attach_holder();
     daemon.open_notify();
+    #[cfg(feature = "web")]
+    daemon.open_web();
     daemon.adopt_and_start();
     daemon.persist();
     daemon.run_loop();
@@ -314,6 +326,10 @@ impl Daemon {
             if let Some(socket) = &self.notify {
                 fds.push(PollFd::new(socket.as_raw_fd(), sys::POLLIN));
             }
+            #[cfg(feature = "web")]
+            let first_web = fds.len();
+            #[cfg(feature = "web")]
+            fds.extend(self.web.as_ref().map(web::Web::poll_fds).unwrap_or_default());
             if let Err(e) = sys::poll(&mut fds, timeout) {
                 self.log.error(format_args!("poll: {}", msg::io_error(&e)));
             }
@@ -360,6 +376,11 @@ impl Daemon {
             }
             let ready: Vec<bool> = fds[2..2 + n_clients].iter().map(PollFd::ready).collect();
             self.serve_clients(&ready, now);
+            #[cfg(feature = "web")]
+            {
+                let ready: Vec<bool> = fds[first_web..].iter().map(PollFd::ready).collect();
+                self.serve_web(&ready, now);
+            }
             self.drop_retired();
             self.persist();
 
@@ -379,7 +400,11 @@ impl Daemon {
             .any(|s| matches!(s.service.state, State::Draining { .. }))
             .then(|| Instant::now() + DRAIN_CHECK);
         let checks = self.checks.iter().map(probes::Check::due);
-        services.chain(clients).chain(self.next_check).chain(draining).chain(checks).min()
+        #[cfg(feature = "web")]
+        let web = self.web.as_ref().and_then(web::Web::next_deadline);
+        #[cfg(not(feature = "web"))]
+        let web = None;
+        services.chain(clients).chain(self.next_check).chain(draining).chain(checks).chain(web).min()
     }
 
     fn on_signal(&mut self, signal: libc::c_int, now: Instant) {
@@ -496,9 +521,13 @@ impl Daemon {
 
     /// Feeds one event to an instance and performs the resulting actions.
     fn dispatch(&mut self, index: usize, event: Event, now: Instant) {
-        let before = self.slots[index].service.state.pid();
+        let before = self.slots[index].service.state;
         let actions = self.slots[index].service.step(event, now);
-        self.dirty |= self.slots[index].service.state.pid() != before;
+        let after = self.slots[index].service.state;
+        self.dirty |= after.pid() != before.pid();
+        if after.pid() != before.pid() || after.name() != before.name() {
+            self.generation += 1;
+        }
         for action in actions {
             match action {
                 Action::Spawn => {

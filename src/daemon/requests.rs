@@ -211,6 +211,7 @@ impl Daemon {
         self.config.services = new.services;
         self.update_outputs();
         self.open_notify();
+        self.generation += 1;
         (true, lines)
     }
 

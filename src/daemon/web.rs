@@ -1,0 +1,497 @@
+//! The web UI's server: HTTP/1.1 on the daemon's own poll loop.
+//!
+//! Every connection is non-blocking and moves through phases like a
+//! control-socket client: reading a request (bounded by `http::MAX_HEAD`
+//! and `MAX_BODY`, and by a deadline: a slow client gets 408), waiting for
+//! processes (stop, restart: the same [`Wait`] the control socket uses),
+//! writing, or streaming Server-Sent Events. Requests reduce to the same
+//! [`Request`] type and the same handler as the command line.
+//!
+//! Access: with a token configured, a request must carry it as
+//! `Authorization: Bearer …`, or the session cookie that `POST /api/login`
+//! sets (HttpOnly, SameSite=Strict; the id comes from the kernel's random
+//! source). Tokens and session ids are compared in constant time. A POST
+//! must come from the page itself: a browser's Origin header must name
+//! this host, and a cookie-authenticated POST must carry one. Without a
+//! token the config only allows a loopback address.
+
+use std::net::{TcpListener, TcpStream};
+
+use nanoserde::{DeJson, SerJson};
+
+use super::*;
+use crate::http::{self, Parsed};
+
+mod assets {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+/// Connections served at once; more get 503.
+const MAX_CONNS: usize = 32;
+/// Sessions kept; the oldest is forgotten beyond this.
+const MAX_SESSIONS: usize = 32;
+/// How long a started request may take to arrive whole.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle keep-alive connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// An event stream whose client reads slower than this much backlog is cut.
+const MAX_BACKLOG: usize = 1 << 20;
+/// The session cookie's name.
+const COOKIE: &str = "mi7sid";
+
+pub(super) struct Web {
+    listener: TcpListener,
+    token: Option<String>,
+    conns: Vec<Conn>,
+    sessions: Vec<String>,
+    /// The generation of the last status sent to event streams.
+    sent: u64,
+}
+
+enum Phase {
+    Reading,
+    Waiting { wait: Wait, keep_alive: bool },
+    Writing { keep_alive: bool },
+    Events,
+}
+
+struct Conn {
+    stream: TcpStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    phase: Phase,
+    deadline: Instant,
+}
+
+#[derive(SerJson)]
+struct Done {
+    ok: bool,
+    lines: Vec<String>,
+}
+
+#[derive(SerJson)]
+struct Failure {
+    error: String,
+    lines: Vec<String>,
+}
+
+#[derive(SerJson)]
+struct Logs {
+    name: String,
+    lines: Vec<String>,
+}
+
+#[derive(DeJson)]
+struct Login {
+    token: String,
+}
+
+/// How a request proved who it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// No token is configured (loopback only): everyone is trusted.
+    Open,
+    Bearer,
+    Cookie,
+    Denied,
+}
+
+impl Web {
+    pub(super) fn open(settings: &crate::config::WebSettings) -> io::Result<Web> {
+        let listener = TcpListener::bind(settings.listen)?;
+        listener.set_nonblocking(true)?;
+        Ok(Web { listener, token: settings.token.clone(), conns: Vec::new(), sessions: Vec::new(), sent: 0 })
+    }
+
+    /// The descriptors to poll: the listener, then each connection.
+    pub(super) fn poll_fds(&self) -> Vec<PollFd> {
+        let mut fds = vec![PollFd::new(self.listener.as_raw_fd(), sys::POLLIN)];
+        for conn in &self.conns {
+            let events = match conn.phase {
+                Phase::Reading => sys::POLLIN,
+                Phase::Waiting { .. } => 0,
+                Phase::Writing { .. } => sys::POLLOUT,
+                // POLLIN on a stream: the client hung up (it sends nothing).
+                Phase::Events => sys::POLLIN | if conn.output.is_empty() { 0 } else { sys::POLLOUT },
+            };
+            fds.push(PollFd::new(conn.stream.as_raw_fd(), events));
+        }
+        fds
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.conns.iter().filter(|c| !matches!(c.phase, Phase::Events)).map(|c| c.deadline).min()
+    }
+
+    fn auth(&self, request: &http::Request) -> Auth {
+        let Some(token) = &self.token else { return Auth::Open };
+        if let Some(bearer) = request.header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
+            return if constant_time_eq(bearer.trim().as_bytes(), token.as_bytes()) {
+                Auth::Bearer
+            } else {
+                Auth::Denied
+            };
+        }
+        if let Some(id) = request.cookie(COOKIE) {
+            // Look at every session, so the time taken says nothing of which matched.
+            let found =
+                self.sessions.iter().fold(false, |found, s| found | constant_time_eq(s.as_bytes(), id.as_bytes()));
+            if found {
+                return Auth::Cookie;
+            }
+        }
+        Auth::Denied
+    }
+}
+
+/// Equality whose time depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a POST may change things: the browser's Origin, when sent,
+/// names this very host; cookie-authenticated requests must send one.
+fn same_origin(request: &http::Request, auth: Auth) -> bool {
+    match (request.header("origin"), request.header("host")) {
+        (Some(origin), Some(host)) => {
+            origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
+        }
+        (Some(_), None) => false,
+        (None, _) => auth != Auth::Cookie,
+    }
+}
+
+fn json(status: u16, body: String, keep_alive: bool) -> Vec<u8> {
+    http::response(
+        status,
+        &[("Content-Type", "application/json".into()), ("Cache-Control", "no-store".into())],
+        body.as_bytes(),
+        keep_alive,
+    )
+}
+
+fn error(status: u16, message: &str, keep_alive: bool) -> Vec<u8> {
+    json(status, Failure { error: message.to_string(), lines: vec![] }.serialize_json(), keep_alive)
+}
+
+impl Daemon {
+    /// Starts the web server if `[web]` is configured; a failure to listen
+    /// is logged and the daemon runs on without it.
+    pub(super) fn open_web(&mut self) {
+        let Some(settings) = &self.config.web else { return };
+        match Web::open(settings) {
+            Ok(web) => {
+                self.log.info(format_args!("web UI on http://{}", settings.listen));
+                self.web = Some(web);
+            }
+            Err(e) => self.log.error(format_args!("[web] listen {}: {}", settings.listen, msg::io_error(&e))),
+        }
+    }
+
+    /// Accepts, reads, answers and streams, for the connections whose
+    /// descriptors `ready` says are ready (in `poll_fds` order).
+    pub(super) fn serve_web(&mut self, ready: &[bool], now: Instant) {
+        let Some(mut web) = self.web.take() else { return };
+        if ready.first().copied().unwrap_or(false) {
+            while let Ok((stream, _)) = web.listener.accept() {
+                if stream.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                let mut conn = Conn {
+                    stream,
+                    input: Vec::new(),
+                    output: Vec::new(),
+                    phase: Phase::Reading,
+                    deadline: now + IDLE_TIMEOUT,
+                };
+                if web.conns.len() >= MAX_CONNS {
+                    conn.output = error(503, "too many connections", false);
+                    conn.phase = Phase::Writing { keep_alive: false };
+                    conn.deadline = now + REQUEST_TIMEOUT;
+                }
+                web.conns.push(conn);
+            }
+        }
+        let mut conns = std::mem::take(&mut web.conns);
+        let mut ready = ready.iter().skip(1).copied().chain(std::iter::repeat(false));
+        conns.retain_mut(|conn| {
+            let is_ready = ready.next().unwrap_or(false);
+            self.serve_conn(&mut web, conn, is_ready, now)
+        });
+        web.conns = conns;
+        self.push_events(&mut web, now);
+        self.web = Some(web);
+    }
+
+    /// Moves one connection along; `false` when it is done.
+    fn serve_conn(&mut self, web: &mut Web, conn: &mut Conn, ready: bool, now: Instant) -> bool {
+        if let Phase::Reading = conn.phase {
+            if ready {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match io::Read::read(&mut conn.stream, &mut buf) {
+                        Ok(0) => return false,
+                        Ok(n) => {
+                            if conn.input.is_empty() {
+                                conn.deadline = now + REQUEST_TIMEOUT;
+                            }
+                            conn.input.extend_from_slice(&buf[..n]);
+                            if conn.input.len() > http::MAX_HEAD + http::MAX_BODY {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => return false,
+                    }
+                }
+            }
+            match http::parse(&conn.input) {
+                Parsed::Request(request, used) => {
+                    conn.input.drain(..used);
+                    self.route(web, conn, request, now);
+                }
+                Parsed::Refuse(status) => {
+                    conn.output = error(status, http::reason(status), false);
+                    conn.phase = Phase::Writing { keep_alive: false };
+                    conn.deadline = now + REQUEST_TIMEOUT;
+                }
+                Parsed::Incomplete if now >= conn.deadline => {
+                    if conn.input.is_empty() {
+                        return false; // an idle keep-alive connection
+                    }
+                    conn.output = error(408, "the request took too long", false);
+                    conn.phase = Phase::Writing { keep_alive: false };
+                    conn.deadline = now + REQUEST_TIMEOUT;
+                }
+                Parsed::Incomplete => {}
+            }
+        }
+        if let Phase::Waiting { wait, keep_alive } = &conn.phase {
+            let keep_alive = *keep_alive;
+            let answer = match self.check_wait(wait) {
+                Some(Ok(lines)) => Some(json(200, Done { ok: true, lines }.serialize_json(), keep_alive)),
+                Some(Err(message)) => {
+                    Some(json(500, Failure { error: message, lines: vec![] }.serialize_json(), keep_alive))
+                }
+                None if now >= conn.deadline => Some(error(504, "timed out waiting for the processes", keep_alive)),
+                None => None,
+            };
+            if let Some(answer) = answer {
+                conn.output = answer;
+                conn.phase = Phase::Writing { keep_alive };
+                conn.deadline = now + REQUEST_TIMEOUT;
+            }
+        }
+        match conn.phase {
+            Phase::Writing { keep_alive } => {
+                if now >= conn.deadline {
+                    return false;
+                }
+                match write_some(conn) {
+                    Ok(true) if keep_alive => {
+                        conn.phase = Phase::Reading;
+                        conn.deadline = now + IDLE_TIMEOUT;
+                        // A pipelined request may already be here.
+                        if !conn.input.is_empty() {
+                            return self.serve_conn(web, conn, false, now);
+                        }
+                        true
+                    }
+                    Ok(true) => false,
+                    Ok(false) => true,
+                    Err(_) => false,
+                }
+            }
+            Phase::Events => {
+                if ready {
+                    // The client sends nothing on a stream: readable means
+                    // it hung up (or misbehaves, which ends it too).
+                    let mut buf = [0u8; 256];
+                    match io::Read::read(&mut conn.stream, &mut buf) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        _ => return false,
+                    }
+                }
+                write_some(conn).is_ok() && conn.output.len() < MAX_BACKLOG
+            }
+            Phase::Reading | Phase::Waiting { .. } => true,
+        }
+    }
+
+    /// Answers one request, or sets the connection waiting or streaming.
+    fn route(&mut self, web: &mut Web, conn: &mut Conn, request: http::Request, now: Instant) {
+        let keep = request.keep_alive;
+        let auth = web.auth(&request);
+        let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+        let method = request.method.as_str();
+        let reply = |conn: &mut Conn, bytes: Vec<u8>| {
+            conn.output = bytes;
+            conn.phase = Phase::Writing { keep_alive: keep };
+            conn.deadline = now + REQUEST_TIMEOUT;
+        };
+        if segments.first() != Some(&"api") {
+            if method != "GET" && method != "HEAD" {
+                return reply(conn, error(405, "only GET here", keep));
+            }
+            return reply(conn, asset(&request, keep));
+        }
+        if method == "POST" && !same_origin(&request, auth) {
+            return reply(conn, error(403, "cross-origin request refused", keep));
+        }
+        match (method, &segments[1..]) {
+            ("POST", ["login"]) => {
+                let token = std::str::from_utf8(&request.body).ok().and_then(|b| Login::deserialize_json(b).ok());
+                let ok = match (&web.token, token) {
+                    (None, _) => true,
+                    (Some(expected), Some(login)) => constant_time_eq(login.token.as_bytes(), expected.as_bytes()),
+                    (Some(_), None) => false,
+                };
+                if !ok {
+                    return reply(conn, error(401, "wrong token", keep));
+                }
+                let mut id = [0u8; 24];
+                if let Err(e) = sys::random_bytes(&mut id) {
+                    return reply(conn, error(500, &format!("random: {}", msg::io_error(&e)), keep));
+                }
+                let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                if web.sessions.len() >= MAX_SESSIONS {
+                    web.sessions.remove(0);
+                }
+                web.sessions.push(id.clone());
+                let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/");
+                reply(conn, http::response(204, &[("Set-Cookie", cookie)], b"", keep))
+            }
+            ("POST", ["logout"]) => {
+                if let Some(id) = request.cookie(COOKIE) {
+                    web.sessions.retain(|s| s != id);
+                }
+                let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+                reply(conn, http::response(204, &[("Set-Cookie", cookie)], b"", keep))
+            }
+            _ if auth == Auth::Denied => reply(conn, error(401, "sign in first", keep)),
+            ("GET", ["status"]) => {
+                let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect();
+                reply(conn, json(200, self.status_document(&indices, now).serialize_json(), keep))
+            }
+            ("GET", ["events"]) => {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
+                            X-Content-Type-Options: nosniff\r\n\r\n";
+                conn.output = head.as_bytes().to_vec();
+                conn.output.extend_from_slice(&self.status_event(now));
+                conn.phase = Phase::Events;
+            }
+            ("GET", ["processes", name, "logs"]) => {
+                let lines = request.param("lines").and_then(|n| n.parse::<usize>().ok()).unwrap_or(100).min(5000);
+                reply(conn, self.logs_json(name, lines, keep))
+            }
+            ("POST", ["processes", name, verb @ ("start" | "stop" | "restart")]) => {
+                let name = name.to_string();
+                let request = match *verb {
+                    "start" => Request::Start { name },
+                    "stop" => Request::Stop { target: Target::Name(name) },
+                    _ => Request::Restart { name },
+                };
+                match self.handle(request, now) {
+                    Outcome::Reply(Ok(lines)) => {
+                        reply(conn, json(200, Done { ok: true, lines }.serialize_json(), keep))
+                    }
+                    Outcome::Reply(Err((lines, message))) => {
+                        let status = if message.starts_with("unknown process") { 404 } else { 409 };
+                        reply(conn, json(status, Failure { error: message, lines }.serialize_json(), keep))
+                    }
+                    Outcome::Wait(wait) => {
+                        conn.phase = Phase::Waiting { wait, keep_alive: keep };
+                        conn.deadline = now + self.wait_timeout();
+                    }
+                }
+            }
+            (_, ["status" | "events" | "login" | "logout"]) | (_, ["processes", _, _]) => {
+                reply(conn, error(405, "wrong method", keep))
+            }
+            _ => reply(conn, error(404, "no such endpoint", keep)),
+        }
+    }
+
+    /// `GET /api/processes/NAME/logs`: the captured log's last lines.
+    fn logs_json(&self, name: &str, lines: usize, keep: bool) -> Vec<u8> {
+        let base = name.split(':').next().unwrap_or(name);
+        let Some(def) = self.config.services.iter().find(|d| d.name == base) else {
+            return error(404, &format!("unknown process \"{name}\""), keep);
+        };
+        match &def.capture {
+            Some(crate::capture::Sink::File { path, keep: n_keep, .. }) => {
+                match crate::capture::tail(path, *n_keep, lines) {
+                    Ok(lines) => json(200, Logs { name: name.to_string(), lines }.serialize_json(), keep),
+                    Err(e) => error(500, &msg::path_error(path, &e), keep),
+                }
+            }
+            Some(crate::capture::Sink::Syslog) => {
+                error(409, &format!("{name}: its output goes to the system log"), keep)
+            }
+            None => error(409, &format!("{name}: its output is not captured (no log_file)"), keep),
+        }
+    }
+
+    fn status_event(&self, now: Instant) -> Vec<u8> {
+        let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect();
+        format!("event: status\ndata: {}\n\n", self.status_document(&indices, now).serialize_json()).into_bytes()
+    }
+
+    /// Sends the status to every event stream when something changed.
+    fn push_events(&mut self, web: &mut Web, now: Instant) {
+        if web.sent == self.generation || !web.conns.iter().any(|c| matches!(c.phase, Phase::Events)) {
+            web.sent = self.generation;
+            return;
+        }
+        let event = self.status_event(now);
+        for conn in web.conns.iter_mut().filter(|c| matches!(c.phase, Phase::Events)) {
+            conn.output.extend_from_slice(&event);
+            let _ = write_some(conn);
+        }
+        web.sent = self.generation;
+    }
+}
+
+/// An embedded file of the page, gzip-encoded, with ETag revalidation.
+fn asset(request: &http::Request, keep: bool) -> Vec<u8> {
+    let path = if request.path == "/" { "/index.html" } else { request.path.as_str() };
+    let Some((_, content_type, body, etag)) = assets::ASSETS.iter().find(|(p, ..)| *p == path) else {
+        if assets::ASSETS.is_empty() {
+            let text = b"this mi7soft-daemon was built without its web page; the API is at /api/status\n";
+            return http::response(404, &[("Content-Type", "text/plain; charset=utf-8".into())], text, keep);
+        }
+        return error(404, "no such file", keep);
+    };
+    // Built asset names carry a content hash: cache them for good.
+    let cache = if path.starts_with("/assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let headers = [("ETag", etag.to_string()), ("Cache-Control", cache.to_string())];
+    if request.header("if-none-match") == Some(etag) {
+        return http::response(304, &headers, b"", keep);
+    }
+    let mut headers = headers.to_vec();
+    headers.push(("Content-Type", content_type.to_string()));
+    headers.push(("Content-Encoding", "gzip".to_string()));
+    headers.push(("Vary", "Accept-Encoding".to_string()));
+    let body: &[u8] = if request.method == "HEAD" { b"" } else { body };
+    http::response(200, &headers, body, keep)
+}
+
+/// Writes what the socket takes; `Ok(true)` once all is written.
+fn write_some(conn: &mut Conn) -> io::Result<bool> {
+    while !conn.output.is_empty() {
+        match io::Write::write(&mut conn.stream, &conn.output) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                conn.output.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
