@@ -54,11 +54,10 @@ impl Daemon {
                 }
             };
             let Some(index) = pid.and_then(|pid| self.slot_of(pid)) else { continue };
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            for line in text.lines() {
-                let (key, value) = line.split_once('=').unwrap_or((line, ""));
+            for (key, value) in crate::sdnotify::parse(&buf[..n]) {
+                let value = value.as_str();
                 let label = label(&self.slots[index].service);
-                match key {
+                match key.as_str() {
                     "READY" if value == "1" => {
                         if !self.slots[index].service.state.is_ready() {
                             self.log.info(format_args!("{label}: ready (READY=1)"));
