@@ -77,6 +77,10 @@ pub struct DaemonSettings {
     pub state_file: PathBuf,
     /// Adopt orphaned descendants (PR_SET_CHILD_SUBREAPER) and reap them.
     pub subreaper: bool,
+    /// Members of this group may run `status` over the control socket.
+    pub control_group: Option<u32>,
+    /// ... and, with this, every other command too.
+    pub control_group_commands: bool,
 }
 
 /// One `[[processes]]` entry: what to run and how to treat it.
@@ -302,7 +306,16 @@ impl fmt::Display for ConfigError {
     }
 }
 
-const DAEMON_KEYS: &[&str] = &["pid_file", "log_file", "check_interval", "control_socket", "state_file", "subreaper"];
+const DAEMON_KEYS: &[&str] = &[
+    "pid_file",
+    "log_file",
+    "check_interval",
+    "control_socket",
+    "state_file",
+    "subreaper",
+    "control_group",
+    "control_group_commands",
+];
 const SERVICE_KEYS: &[&str] = &[
     "name",
     "command",
@@ -446,7 +459,34 @@ impl Checker<'_> {
         let control_socket = self.path(table, "control_socket", cx).unwrap_or_else(|| pid_file.with_extension("sock"));
         let state_file = self.path(table, "state_file", cx).unwrap_or_else(|| pid_file.with_extension("state"));
         let subreaper = self.boolean(table, "subreaper", cx).unwrap_or(false);
-        DaemonSettings { pid_file, log_file, check_interval, control_socket, state_file, subreaper }
+        let control_group = self.string(table, "control_group", cx).and_then(|name| {
+            let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+            let gid = crate::users::find_group(&groups, &name);
+            if gid.is_none() {
+                self.report(
+                    value_span(table, "control_group"),
+                    format!("{cx}control_group: no group {name:?} in /etc/group"),
+                );
+            }
+            gid
+        });
+        let control_group_commands = self.boolean(table, "control_group_commands", cx).unwrap_or(false);
+        if control_group_commands && control_group.is_none() && !table.contains_key("control_group") {
+            self.report(
+                value_span(table, "control_group_commands"),
+                format!("{cx}control_group_commands: needs control_group"),
+            );
+        }
+        DaemonSettings {
+            pid_file,
+            log_file,
+            check_interval,
+            control_socket,
+            state_file,
+            subreaper,
+            control_group,
+            control_group_commands,
+        }
     }
 
     fn services(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Vec<ServiceDef> {

@@ -71,6 +71,23 @@ pub fn group_alive(pgid: Pid) -> bool {
     pids().any(|pid| stat(pid).is_some_and(|s| s.pgid == pgid && !is_dead(s.state)))
 }
 
+/// The supplementary groups of a process (the `Groups:` line of its status).
+pub fn supplementary_groups(pid: Pid) -> Vec<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|groups| groups.split_ascii_whitespace().filter_map(|g| g.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether process `pid` carries exactly this marker: adoption trusts a
+/// state-file line only for a process the daemon really started.
+pub fn has_marker(pid: Pid, marker: &str) -> bool {
+    let expected = format!("{MARKER}={marker}");
+    fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == expected.as_bytes()))
+}
+
 /// A live service process found by its marker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Marked {

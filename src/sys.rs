@@ -323,6 +323,9 @@ pub struct Spawn {
     credentials: Option<Credentials>,
     /// Where stdout and stderr go; `None` keeps the daemon's.
     output: Option<RawFd>,
+    /// The open-files limit the daemon had before raising its own (see
+    /// [`raise_nofile`]): services start with what they would have had.
+    nofile: Option<libc::rlimit>,
 }
 
 impl Spawn {
@@ -367,6 +370,7 @@ impl Spawn {
             limits: Vec::new(),
             credentials: None,
             output: None,
+            nofile: ORIGINAL_NOFILE.get().copied(),
         })
     }
 
@@ -518,6 +522,9 @@ unsafe fn child_after_fork(
             if libc::setpriority(libc::PRIO_PROCESS, 0, nice) < 0 {
                 fail(SpawnStage::Nice, errno());
             }
+        }
+        if let Some(original) = &spawn.nofile {
+            libc::setrlimit(libc::RLIMIT_NOFILE, original);
         }
         for (index, limit) in spawn.limits.iter().enumerate() {
             let value = limit.value.map_or(libc::RLIM_INFINITY, |v| v as libc::rlim_t);
@@ -988,4 +995,42 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
         filled += n as usize;
     }
     Ok(())
+}
+
+/// The credentials (pid, uid, gid) of the process at the other end of a
+/// Unix stream socket (SO_PEERCRED).
+pub fn peer_credentials(fd: RawFd) -> io::Result<(Pid, libc::uid_t, libc::gid_t)> {
+    // SAFETY: an all-zero ucred is valid; getsockopt writes at most `len`
+    // bytes into it.
+    unsafe {
+        let mut cred: libc::ucred = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        cerr(libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        ))?;
+        Ok((cred.pid, cred.uid, cred.gid))
+    }
+}
+
+/// The open-files limit before [`raise_nofile`].
+static ORIGINAL_NOFILE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+
+/// Raises the daemon's soft open-files limit to its hard limit: each
+/// service may cost a pidfd, a capture pipe and probe sockets, and 1,000
+/// services need more than the usual 1,024. Services get the old limit
+/// back. Returns the new limit.
+pub fn raise_nofile() -> io::Result<u64> {
+    // SAFETY: getrlimit and setrlimit read or write one rlimit we own.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        cerr(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit))?;
+        let _ = ORIGINAL_NOFILE.set(limit);
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        cerr(libc::setrlimit(libc::RLIMIT_NOFILE, &raised))?;
+        Ok(raised.rlim_cur as u64)
+    }
 }

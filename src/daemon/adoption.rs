@@ -27,7 +27,7 @@ impl Daemon {
                     .warning(format_args!("state file {}: {label} recorded twice; using the first", path.display()));
                 continue;
             }
-            if procfs::process_starttime(record.pid) != Some(record.starttime) {
+            if !self.is_ours(record) {
                 self.log.info(format_args!(
                     "{label}: pid {} ended while the daemon was down (or the pid now belongs to another process)",
                     record.pid
@@ -129,7 +129,7 @@ impl Daemon {
                 if record.pid == found.pid {
                     continue;
                 }
-                let recorded_alive = procfs::process_starttime(record.pid) == Some(record.starttime);
+                let recorded_alive = self.is_ours(record);
                 if recorded_alive && record.starttime >= found.starttime {
                     self.stop_duplicate(&label, found.pid);
                     continue;
@@ -159,6 +159,16 @@ impl Daemon {
             }
         }
         records
+    }
+
+    /// Whether a state-file line names a live process this daemon started:
+    /// same pid, same start time, and its environment carries this
+    /// daemon's marker for that instance. A tampered or stale line can
+    /// never make the daemon adopt, or signal, an unrelated process.
+    fn is_ours(&self, record: &Record) -> bool {
+        let state_file = self.config.daemon.state_file.display().to_string();
+        procfs::process_starttime(record.pid) == Some(record.starttime)
+            && procfs::has_marker(record.pid, &procfs::marker(&state_file, &record.name, record.instance))
     }
 
     fn stop_duplicate(&mut self, label: &str, pid: sys::Pid) {

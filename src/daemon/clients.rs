@@ -15,12 +15,14 @@ impl Daemon {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
+                    let access = self.access(&stream);
                     let mut client = Client {
                         stream,
                         input: Vec::new(),
                         output: Vec::new(),
                         phase: Phase::Reading,
                         deadline: now + REQUEST_TIMEOUT,
+                        access,
                     };
                     if self.clients.len() >= MAX_CLIENTS {
                         client.reply(Err((vec![], "too many connections".into())), now);
@@ -35,6 +37,23 @@ impl Daemon {
                     return;
                 }
             }
+        }
+    }
+
+    /// What the peer of a new connection may do, by its credentials:
+    /// root and the daemon's own user everything; members of
+    /// control_group status (and everything with control_group_commands).
+    fn access(&self, stream: &UnixStream) -> Access {
+        let Ok((pid, uid, gid)) = sys::peer_credentials(stream.as_raw_fd()) else { return Access::None(u32::MAX) };
+        if uid == 0 || uid == sys::geteuid() {
+            return Access::Full;
+        }
+        let daemon = &self.config.daemon;
+        match daemon.control_group {
+            Some(group) if gid == group || procfs::supplementary_groups(pid).contains(&group) => {
+                if daemon.control_group_commands { Access::Full } else { Access::Status(uid) }
+            }
+            _ => Access::None(uid),
         }
     }
 
@@ -59,7 +78,10 @@ impl Daemon {
                             .map_err(|_| "request is not UTF-8".to_string())
                             .and_then(|l| Request::parse(l.trim_end_matches('\r')))
                         {
-                            Ok(request) => self.handle(request, now),
+                            Ok(request) => match client.access.allows(&request) {
+                                Ok(()) => self.handle(request, now),
+                                Err(refusal) => Outcome::Reply(Err((vec![], refusal))),
+                            },
                             Err(e) => Outcome::Reply(Err((vec![], e))),
                         };
                         match outcome {
@@ -109,6 +131,20 @@ impl Daemon {
                 let _ = client.stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let _ = io::Write::write_all(&mut client.stream, &client.output);
             }
+        }
+    }
+}
+
+impl Access {
+    fn allows(self, request: &Request) -> Result<(), String> {
+        match (self, request) {
+            (Access::Full, _) | (Access::Status(_), Request::Status { .. }) => Ok(()),
+            (Access::Status(uid), _) => {
+                Err(format!("permission denied: uid {uid} may only run status (set control_group_commands = true)"))
+            }
+            (Access::None(uid), _) => Err(format!(
+                "permission denied: uid {uid} may not use this daemon (root, its own user and control_group may)"
+            )),
         }
     }
 }

@@ -136,6 +136,17 @@ struct Client {
     output: Vec<u8>,
     phase: Phase,
     deadline: Instant,
+    access: Access,
+}
+
+/// What a control-socket client may do (from its SO_PEERCRED credentials).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Full,
+    /// Only `status`; the uid, for the refusal.
+    Status(u32),
+    /// Nothing; the uid, for the refusal.
+    None(u32),
 }
 
 struct Daemon {
@@ -234,6 +245,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
     daemon.open_notify();
     #[cfg(feature = "web")]
     daemon.open_web();
+    daemon.warn_world_writable();
     daemon.adopt_and_start();
     daemon.persist();
     daemon.run_loop();
@@ -263,21 +275,23 @@ fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File), S
         PidFileError::Io(e) => SetupError(format!("pid file {}", msg::path_error(&config.daemon.pid_file, &e))),
     })?;
     let socket = &config.daemon.control_socket;
-    let listener = bind_control_socket(socket)
+    let listener = bind_control_socket(socket, config.daemon.control_group)
         .map_err(|e| SetupError(format!("control socket {}", msg::path_error(socket, &e))))?;
     let signals = SignalPipe::install().map_err(|e| SetupError(format!("signal handlers: {}", msg::io_error(&e))))?;
     let stdin = File::open("/dev/null").map_err(|e| SetupError(msg::path_error(Path::new("/dev/null"), &e)))?;
     if config.daemon.subreaper {
         sys::become_subreaper().map_err(|e| SetupError(format!("subreaper = true: {}", msg::io_error(&e))))?;
     }
+    // A failure here only means fewer services fit; not a reason to stop.
+    let _ = sys::raise_nofile();
     // Whatever the daemon inherited (beyond stdio) is not for its services.
     sys::cloexec_inherited().map_err(|e| SetupError(format!("/proc/self/fd: {}", msg::io_error(&e))))?;
     Ok((pid_file, listener, signals, stdin))
 }
 
-/// Binds the control socket with mode 0600. A leftover socket file is
+/// Binds the control socket with mode 0600 (0660 for control_group). A leftover socket file is
 /// replaced: we hold the pid file lock, so no live daemon owns it.
-fn bind_control_socket(path: &Path) -> io::Result<UnixListener> {
+fn bind_control_socket(path: &Path, group: Option<u32>) -> io::Result<UnixListener> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
@@ -287,6 +301,12 @@ fn bind_control_socket(path: &Path) -> io::Result<UnixListener> {
     let listener = UnixListener::bind(path);
     sys::umask(old);
     let listener = listener?;
+    if let Some(gid) = group {
+        // The group may connect; what each member may do is checked per
+        // connection (SO_PEERCRED).
+        std::os::unix::fs::chown(path, None, Some(gid))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
+    }
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -436,6 +456,38 @@ impl Daemon {
         if def.autostart {
             let index = self.slots.len() - 1;
             self.start(index, Instant::now());
+        }
+    }
+
+    /// As root, a config or a service program that anyone may rewrite is a
+    /// way to become root: say so (a warning, not a refusal).
+    fn warn_world_writable(&mut self) {
+        if sys::geteuid() != 0 {
+            return;
+        }
+        let writable = |path: &Path| {
+            std::fs::metadata(path)
+                .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o002 != 0)
+        };
+        let mut paths = vec![self.config.path.clone()];
+        for def in &self.config.services {
+            if def.command.contains('/') {
+                paths.push(def.command.clone().into());
+            } else if let Some(found) = self.env.iter().find_map(|e| e.strip_prefix(b"PATH=")).and_then(|path| {
+                path.split(|&b| b == b':')
+                    .map(|dir| Path::new(std::ffi::OsStr::from_bytes(dir)).join(&def.command))
+                    .find(|p| p.is_file())
+            }) {
+                paths.push(found);
+            }
+        }
+        for path in paths {
+            if writable(&path) {
+                self.log.warning(format_args!(
+                    "{} is world-writable and the daemon runs as root: anyone could change what runs as root",
+                    path.display()
+                ));
+            }
         }
     }
 
