@@ -191,17 +191,6 @@ impl Client {
 
     /// Writes what the socket takes; `Ok(true)` once all is written.
     pub(super) fn write_some(&mut self) -> io::Result<bool> {
-        while !self.output.is_empty() {
-            match io::Write::write(&mut self.stream, &self.output) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.output.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        write_some(&mut self.stream, &mut self.output)
     }
 }

@@ -803,6 +803,23 @@ impl Daemon {
     }
 }
 
+/// Writes as much of `output` as a non-blocking socket takes, removing it;
+/// `Ok(true)` once all is written. Shared by control and web clients.
+fn write_some(stream: &mut impl Write, output: &mut Vec<u8>) -> io::Result<bool> {
+    while !output.is_empty() {
+        match stream.write(output) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                output.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 /// `web` or `web:1` as used in log lines and replies.
 fn label(service: &Service) -> String {
     if service.instance == 0 { service.name.clone() } else { format!("{}:{}", service.name, service.instance) }

@@ -291,7 +291,7 @@ impl Daemon {
                 if now >= conn.deadline {
                     return false;
                 }
-                match write_some(conn) {
+                match write_some(&mut conn.stream, &mut conn.output) {
                     Ok(true) if keep_alive => {
                         conn.phase = Phase::Reading;
                         conn.deadline = now + IDLE_TIMEOUT;
@@ -316,7 +316,7 @@ impl Daemon {
                         _ => return false,
                     }
                 }
-                write_some(conn).is_ok() && conn.output.len() < MAX_BACKLOG
+                write_some(&mut conn.stream, &mut conn.output).is_ok() && conn.output.len() < MAX_BACKLOG
             }
             Phase::Reading | Phase::Waiting { .. } => true,
         }
@@ -450,7 +450,7 @@ impl Daemon {
         let event = self.status_event(now);
         for conn in web.conns.iter_mut().filter(|c| matches!(c.phase, Phase::Events)) {
             conn.output.extend_from_slice(&event);
-            let _ = write_some(conn);
+            let _ = write_some(&mut conn.stream, &mut conn.output);
         }
         web.sent = self.generation;
     }
@@ -478,20 +478,4 @@ fn asset(request: &http::Request, keep: bool) -> Vec<u8> {
     headers.push(("Vary", "Accept-Encoding".to_string()));
     let body: &[u8] = if request.method == "HEAD" { b"" } else { body };
     http::response(200, &headers, body, keep)
-}
-
-/// Writes what the socket takes; `Ok(true)` once all is written.
-fn write_some(conn: &mut Conn) -> io::Result<bool> {
-    while !conn.output.is_empty() {
-        match io::Write::write(&mut conn.stream, &conn.output) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                conn.output.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
 }
