@@ -416,6 +416,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Where a service's table puts the things later checks point at.
+struct Spans {
+    name: Option<std::ops::Range<usize>>,
+    depends_on: Option<std::ops::Range<usize>>,
+}
+
 struct Checker<'a> {
     text: &'a str,
     base: &'a Path,
@@ -514,10 +520,10 @@ impl Checker<'_> {
     }
 
     /// Reports every name that is used twice, at its second use.
-    fn unique(&mut self, defs: Vec<(ServiceDef, Option<std::ops::Range<usize>>)>) -> Vec<ServiceDef> {
+    fn unique(&mut self, defs: Vec<(ServiceDef, Spans)>) -> Vec<ServiceDef> {
         let mut seen: Vec<&str> = Vec::new();
         let mut dups = Vec::new();
-        for (def, span) in &defs {
+        for (def, Spans { name: span, .. }) in &defs {
             if seen.contains(&def.name.as_str()) {
                 dups.push((
                     span.clone(),
@@ -529,17 +535,13 @@ impl Checker<'_> {
         for (span, message) in dups {
             self.report(span, message);
         }
-        let (defs, spans): (Vec<ServiceDef>, Vec<_>) = defs.into_iter().unzip();
+        let (defs, spans): (Vec<ServiceDef>, Vec<Spans>) = defs.into_iter().unzip();
         self.check_dependencies(&defs, &spans);
         defs
     }
 
     /// One `[[processes]]` entry; `None` when it is unusable (problems reported).
-    fn service(
-        &mut self,
-        table: &dyn TableLike,
-        span: Option<std::ops::Range<usize>>,
-    ) -> Option<(ServiceDef, Option<std::ops::Range<usize>>)> {
+    fn service(&mut self, table: &dyn TableLike, span: Option<std::ops::Range<usize>>) -> Option<(ServiceDef, Spans)> {
         let name = self.string(table, "name", "[[processes]] ");
         let cx = match &name {
             Some(name) => format!("[[processes]] \"{name}\": "),
@@ -634,7 +636,7 @@ impl Checker<'_> {
                 restart_dependents,
                 health_check,
             },
-            name_span,
+            Spans { name: name_span.clone(), depends_on: value_span(table, "depends_on").or(name_span) },
         ))
     }
 
@@ -896,8 +898,8 @@ impl Checker<'_> {
     }
 
     /// Every `depends_on` names a service, and they form no cycle.
-    fn check_dependencies(&mut self, defs: &[ServiceDef], spans: &[Option<std::ops::Range<usize>>]) {
-        for (def, span) in defs.iter().zip(spans) {
+    fn check_dependencies(&mut self, defs: &[ServiceDef], spans: &[Spans]) {
+        for (def, Spans { depends_on: span, .. }) in defs.iter().zip(spans) {
             for dep in &def.depends_on {
                 if !defs.iter().any(|d| &d.name == dep) {
                     let hint = nearest(dep, &defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>())
@@ -937,10 +939,13 @@ impl Checker<'_> {
             None
         }
         let mut done = Vec::new();
-        for (def, span) in defs.iter().zip(spans) {
+        for (def, Spans { depends_on: span, .. }) in defs.iter().zip(spans) {
             let mut path = Vec::new();
             if let Some(cycle) = visit(&def.name, defs, &mut path, &mut done) {
-                self.report(span.clone(), format!("depends_on: dependency cycle {}", cycle.join(" -> ")));
+                self.report(
+                    span.clone(),
+                    format!("[[processes]] \"{}\": depends_on: dependency cycle {}", def.name, cycle.join(" -> ")),
+                );
                 return;
             }
         }
@@ -1159,7 +1164,9 @@ fn nearest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
         .map(|k| (edit_distance(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        // Close enough to be a typo, and not a mere replacement of the
+        // whole word (which would match any short name).
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3) && *d < key.len())
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }

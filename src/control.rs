@@ -122,17 +122,22 @@ pub enum ClientError {
 /// Sends one request and reads the reply, waiting at most `timeout` for
 /// each read.
 pub fn request(socket: &Path, request: &Request, timeout: Duration) -> Result<Reply, ClientError> {
-    let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning,
+    // No socket, nobody listening, or a daemon that closed its socket while
+    // exiting (the connection is reset unanswered): all mean not running.
+    let gone = |e: io::Error| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => {
+            ClientError::NotRunning
+        }
         _ => ClientError::Io(e),
-    })?;
+    };
+    let mut stream = UnixStream::connect(socket).map_err(gone)?;
     stream.set_read_timeout(Some(timeout)).map_err(ClientError::Io)?;
     stream.set_write_timeout(Some(timeout)).map_err(ClientError::Io)?;
-    stream.write_all(format!("{}\n", request.to_line()).as_bytes()).map_err(ClientError::Io)?;
+    stream.write_all(format!("{}\n", request.to_line()).as_bytes()).map_err(gone)?;
     let mut lines = Vec::new();
     let mut reader = BufReader::new(stream);
     for line in (&mut reader).lines() {
-        let line = line.map_err(ClientError::Io)?;
+        let line = line.map_err(gone)?;
         if line == "ok" {
             if let Request::Shutdown { .. } = request {
                 // The daemon holds this connection until it has released

@@ -41,6 +41,7 @@ pub enum State {
     /// as `starting` before, `running` after).
     Running { pid: Pid, since: Instant, ready: bool },
     /// The stop signal was sent; waiting for the exit (or the deadline).
+    /// `since` is still the start of the run.
     Stopping { pid: Pid, since: Instant },
     /// The main process `pgid` ended with `exit` but others of its process
     /// group live on; they were signalled and the instance waits for the
@@ -229,10 +230,10 @@ impl Service {
                 vec![]
             }
 
-            (Running { pid, .. }, Event::Stop) => {
+            (Running { pid, since, .. }, Event::Stop) => {
                 self.want = Want::Down;
                 self.failure = None;
-                self.state = Stopping { pid, since: now };
+                self.state = Stopping { pid, since };
                 self.signal_stop(pid, now)
             }
             (Draining { pgid, since, exit, .. }, Event::Stop) => {
@@ -297,14 +298,14 @@ impl Service {
                 }
                 Ready::Notify | Ready::Probe(_) => {
                     let secs = self.policy.ready_timeout.as_secs_f64();
-                    self.fail(pid, format!("not ready within {secs}s"), now)
+                    self.fail(pid, since, format!("not ready within {secs}s"), now)
                 }
             },
-            (Running { pid, ready: true, .. }, Event::Deadline) => {
+            (Running { pid, since, ready: true }, Event::Deadline) => {
                 let secs = self.policy.watchdog.unwrap_or_default().as_secs_f64();
-                self.fail(pid, format!("watchdog: no WATCHDOG=1 for {secs}s"), now)
+                self.fail(pid, since, format!("watchdog: no WATCHDOG=1 for {secs}s"), now)
             }
-            (Running { pid, .. }, Event::Unhealthy(reason)) => self.fail(pid, reason, now),
+            (Running { pid, since, .. }, Event::Unhealthy(reason)) => self.fail(pid, since, reason, now),
 
             (Running { pid, since, .. }, Event::Exited { status, group_alive: true }) => {
                 // The main process died but left workers behind: they must
@@ -376,9 +377,11 @@ impl Service {
     /// The daemon gives up on a running process (not ready in time, silent
     /// watchdog, failed health checks): stop it, and count its exit as a
     /// failure so the restart policy applies.
-    fn fail(&mut self, pid: Pid, reason: String, now: Instant) -> Vec<Action> {
+    /// `since` stays the start of the run, so a service that ran long
+    /// before failing is restarted at once, not backed off.
+    fn fail(&mut self, pid: Pid, since: Instant, reason: String, now: Instant) -> Vec<Action> {
         self.failure = Some(reason);
-        self.state = State::Stopping { pid, since: now };
+        self.state = State::Stopping { pid, since };
         self.signal_stop(pid, now)
     }
 
@@ -723,6 +726,20 @@ mod tests {
         assert_eq!(s.step(Event::Deadline, now + 3 * SECOND)[0], Action::Signal(42, libc::SIGTERM));
         assert_eq!(s.step(exited(ExitStatus::Signal(15)), now + 4 * SECOND), vec![Action::Spawn]);
         assert!(s.last_exit.as_deref().unwrap().starts_with("watchdog: no WATCHDOG=1 for 2s"));
+    }
+
+    #[test]
+    fn a_long_run_killed_as_unhealthy_restarts_at_once() {
+        let now = Instant::now();
+        let mut s = running(now);
+        let later = now + 10 * SECOND;
+        s.step(Event::Deadline, now + SECOND);
+        s.step(Event::Unhealthy("health check failed".into()), later);
+        assert_eq!(
+            s.step(exited(ExitStatus::Signal(15)), later),
+            vec![Action::Spawn],
+            "no backoff after 10 s of running"
+        );
     }
 
     #[test]

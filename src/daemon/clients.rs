@@ -116,7 +116,9 @@ impl Daemon {
                 return false;
             }
             match client.write_some() {
-                Ok(done) => return !done,
+                // While the daemon exits, answered clients stay connected:
+                // they see EOF only once the pid file is free (see `run`).
+                Ok(done) => return !done || self.exit,
                 Err(_) => return false,
             }
         }

@@ -649,6 +649,7 @@ impl Daemon {
                 self.log.info(format_args!("{label}: started (pid {pid})"));
                 let slot = &mut self.slots[index];
                 slot.watch = Watch::Child;
+                slot.status_text = None;
                 slot.starttime = procfs::process_starttime(pid).unwrap_or(0);
                 slot.started_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 Event::Spawned(pid)

@@ -30,6 +30,7 @@ pub(super) enum Purpose {
 pub(super) enum Run {
     Tcp {
         socket: OwnedFd,
+        addr: std::net::SocketAddr,
         deadline: Instant,
     },
     /// `eof`: the output pipe is closed (polling it again would spin).
@@ -142,14 +143,14 @@ impl Daemon {
             }
             let outcome = match &mut self.checks[index].run {
                 None => None,
-                Some(Run::Tcp { socket, deadline }) => {
+                Some(Run::Tcp { socket, addr, deadline }) => {
                     if polled_ready {
                         Some(
                             sys::socket_error(socket.as_raw_fd())
-                                .map_err(|e| format!("connect: {}", msg::io_error(&e))),
+                                .map_err(|e| format!("connect {addr}: {}", msg::io_error(&e))),
                         )
                     } else if *deadline <= now {
-                        Some(Err("connect timed out".to_string()))
+                        Some(Err(format!("connect {addr}: timed out")))
                     } else {
                         None
                     }
@@ -175,7 +176,7 @@ impl Daemon {
     fn start_probe(&mut self, key: &Key, probe: &Probe, deadline: Instant) -> Result<Run, String> {
         match probe {
             Probe::Tcp(addr) => match sys::tcp_connect(addr) {
-                Ok(socket) => Ok(Run::Tcp { socket, deadline }),
+                Ok(socket) => Ok(Run::Tcp { socket, addr: *addr, deadline }),
                 Err(e) => Err(format!("connect {addr}: {}", msg::io_error(&e))),
             },
             Probe::Command(argv) => {

@@ -3,15 +3,21 @@
 
 mod support;
 
+mod access;
 mod adoption;
+mod capture;
 mod commands;
 mod config;
 mod control_socket;
 mod daemon_process;
 mod daemonize;
+mod dependencies;
+mod environment;
 mod init_scripts;
 mod lifecycle;
 mod policy;
+mod readiness;
 mod reload;
 mod reload_precise;
 mod stopping;
+mod web_api;

@@ -62,6 +62,31 @@ pub fn sh_service(name: &str, script: &str, keys: &str) -> String {
     format!("[[processes]]\nname = \"{name}\"\ncommand = \"sh\"\nargs = [\"-c\", {script:?}]\n{keys}\n\n")
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago: the kernel picks it
+/// for a socket bound to port 0, which is then closed. Tests run in
+/// parallel, so they never use fixed ports.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A python3 program for services: `python3 listen.py PORT DELAY` waits
+/// DELAY seconds, appends the time (ns since the epoch) to `listening`,
+/// then listens on 127.0.0.1:PORT, accepting and closing connections until
+/// killed. The time is written just before listen(2), so anything that saw
+/// the port open happened after it.
+pub const LISTEN_PY: &str = r#"import socket, sys, time
+port, delay = int(sys.argv[1]), float(sys.argv[2])
+time.sleep(delay)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+with open("listening", "a") as f:
+    f.write(f"{time.time_ns()}\n")
+s.listen(64)
+while True:
+    s.accept()[0].close()
+"#;
+
 /// A fresh directory per test, short enough for a Unix socket path.
 pub struct TestDir {
     pub path: PathBuf,
@@ -213,6 +238,8 @@ pub struct ProcessInfo {
     pub restarts: u32,
     pub last_exit: Option<String>,
     pub next_start_secs: Option<u64>,
+    /// The last STATUS= the service sent over the notify socket.
+    pub status_text: Option<String>,
 }
 
 /// Runs the binary with `args` in `dir` like [`run`], for a command that must

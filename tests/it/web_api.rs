@@ -1,0 +1,536 @@
+//! The web API over real TCP: access (Bearer token, session cookie, CSRF),
+//! the process commands and their JSON, logs, Server-Sent Events, the
+//! limits of the request parser, connection handling and the page itself.
+//!
+//! The client is a few lines over `TcpStream`, so the tests see exactly the
+//! bytes the daemon sends and can send bytes no HTTP library would.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nanoserde::DeJson;
+
+use crate::support::*;
+
+const TOKEN: &str = "s3cret-token-for-tests";
+const BEARER: &str = "Authorization: Bearer s3cret-token-for-tests";
+
+/// The body of a successful start, stop or restart.
+#[derive(Debug, DeJson)]
+struct Done {
+    ok: bool,
+    lines: Vec<String>,
+}
+
+#[derive(Debug, DeJson)]
+struct Failure {
+    error: String,
+}
+
+#[derive(Debug, DeJson)]
+struct Logs {
+    name: String,
+    lines: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    /// Names in lowercase.
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn json<T: DeJson>(&self) -> T {
+        T::deserialize_json(&self.body).unwrap_or_else(|e| panic!("bad JSON in {self:?}: {e}"))
+    }
+}
+
+/// One connection to the daemon's web server.
+struct Client {
+    reader: BufReader<TcpStream>,
+    port: u16,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(secs(10))).unwrap();
+        Client { reader: BufReader::new(stream), port }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// Sends a request with a Host header, `headers` (whole lines) and `body`,
+    /// and reads the response.
+    fn request(&mut self, method: &str, path: &str, headers: &[&str], body: &str) -> Response {
+        self.send(raw(self.port, method, path, headers, body).as_bytes());
+        self.response()
+    }
+
+    /// One line, without its line ending.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).unwrap_or_else(|e| panic!("reading from the daemon: {e}"));
+        assert!(n > 0, "the daemon closed the connection");
+        line.trim_end_matches(['\r', '\n']).to_string()
+    }
+
+    /// The status line and headers of a response.
+    fn head(&mut self) -> Response {
+        let status_line = self.line();
+        let status = status_line.strip_prefix("HTTP/1.1 ").and_then(|s| s.get(..3)).and_then(|s| s.parse().ok());
+        let status = status.unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap_or_else(|| panic!("bad header line {line:?}"));
+            headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+        }
+        Response { status, headers, body: String::new() }
+    }
+
+    /// A whole response, its body read by Content-Length.
+    fn response(&mut self) -> Response {
+        let mut response = self.head();
+        let length: usize = response.header("content-length").expect("a Content-Length").parse().unwrap();
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        // Lossy: the page's body is gzip, and only its headers matter then.
+        response.body = String::from_utf8_lossy(&body).into_owned();
+        response
+    }
+
+    /// Whether the daemon has closed the connection (read gives EOF).
+    fn closed(&mut self) -> bool {
+        matches!(self.reader.read(&mut [0; 1]), Ok(0))
+    }
+}
+
+fn raw(port: u16, method: &str, path: &str, headers: &[&str], body: &str) -> String {
+    let headers: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn get(port: u16, path: &str, headers: &[&str]) -> Response {
+    Client::connect(port).request("GET", path, headers, "")
+}
+
+fn post(port: u16, path: &str, headers: &[&str], body: &str) -> Response {
+    Client::connect(port).request("POST", path, headers, body)
+}
+
+/// The Origin header of the page itself.
+fn origin(port: u16) -> String {
+    format!("Origin: http://127.0.0.1:{port}")
+}
+
+/// Starts a daemon with `processes` and a `[web]` table with `web_keys` on a
+/// free port; returns it and the port. Should another test take the port
+/// first, the daemon runs without web (and logs why): then another port.
+fn start(dir: &TestDir, processes: &str, web_keys: &str) -> (Daemon, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        dir.config(&format!("{processes}[web]\nlisten = \"127.0.0.1:{port}\"\n{web_keys}\n"));
+        let _ = std::fs::remove_file(dir.join("daemon.log"));
+        let daemon = Daemon::start(dir);
+        let mut up = false;
+        wait_until(secs(10), "the web server listens or says why not", || {
+            let log = daemon.log();
+            up = log.contains("web UI on http://");
+            up || log.contains("[web] listen")
+        });
+        if up {
+            return (daemon, port);
+        }
+        drop(daemon);
+        dir.kill_all();
+    }
+    panic!("found no free port for the web server in 5 tries");
+}
+
+/// A daemon with the test token and `svc` running `sleep 1000`.
+fn start_svc(dir: &TestDir) -> (Daemon, u16) {
+    start(dir, &sh_service("svc", "exec sleep 1000", ""), &format!("token = \"{TOKEN}\""))
+}
+
+/// The session cookie (`mi7sid=…`) that logging in with `TOKEN` sets.
+fn login(port: u16) -> String {
+    let response = post(port, "/api/login", &[], &format!("{{\"token\":\"{TOKEN}\"}}"));
+    assert_eq!(response.status, 204, "{response:?}");
+    let set = response.header("set-cookie").unwrap_or_else(|| panic!("no Set-Cookie: {response:?}"));
+    set.split(';').next().unwrap().trim().to_string()
+}
+
+#[test]
+fn the_api_wants_the_bearer_token() {
+    let dir = TestDir::new("web-bearer");
+    let (daemon, port) = start_svc(&dir);
+    let none = get(port, "/api/status", &[]);
+    assert_eq!(none.status, 401, "{none:?}");
+    let wrong = get(port, "/api/status", &["Authorization: Bearer s3cret-token-for-tests-not"]);
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    let right = get(port, "/api/status", &[BEARER]);
+    assert_eq!(right.status, 200, "{right:?}");
+    assert_eq!(right.header("content-type"), Some("application/json"), "{right:?}");
+    let status: Status = right.json();
+    assert_eq!(status.daemon.pid, daemon.pid());
+    assert_eq!(status.processes[0].name, "svc");
+}
+
+#[test]
+fn without_a_token_loopback_is_open() {
+    let dir = TestDir::new("web-open");
+    let (daemon, port) = start(&dir, &sh_service("svc", "exec sleep 1000", ""), "");
+    let response = get(port, "/api/status", &[]);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.json::<Status>().daemon.pid, daemon.pid());
+}
+
+#[test]
+fn login_sets_a_strict_http_only_cookie_that_authenticates() {
+    let dir = TestDir::new("web-login");
+    let (_daemon, port) = start_svc(&dir);
+    let wrong = post(port, "/api/login", &[], "{\"token\":\"not-the-token\"}");
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    assert_eq!(wrong.header("set-cookie"), None, "{wrong:?}");
+
+    let response = post(port, "/api/login", &[], &format!("{{\"token\":\"{TOKEN}\"}}"));
+    assert_eq!(response.status, 204, "{response:?}");
+    let set = response.header("set-cookie").unwrap_or_else(|| panic!("no Set-Cookie: {response:?}"));
+    let attributes: Vec<&str> = set.split(';').map(str::trim).collect();
+    assert!(attributes[0].starts_with("mi7sid=") && attributes[0].len() > "mi7sid=".len() + 16, "{set:?}");
+    assert!(attributes.contains(&"HttpOnly"), "{set:?}");
+    assert!(attributes.contains(&"SameSite=Strict"), "{set:?}");
+
+    let cookie = format!("Cookie: {}", attributes[0]);
+    let with = get(port, "/api/status", &[&cookie]);
+    assert_eq!(with.status, 200, "{with:?}");
+    assert_eq!(with.json::<Status>().processes[0].name, "svc");
+    let forged = get(port, "/api/status", &["Cookie: mi7sid=0123456789abcdef0123456789abcdef0123456789abcdef"]);
+    assert_eq!(forged.status, 401, "{forged:?}");
+}
+
+#[test]
+fn a_cookie_post_must_come_from_the_page_itself() {
+    let dir = TestDir::new("web-csrf");
+    let (daemon, port) = start_svc(&dir);
+    let old = daemon.wait_running("svc", None);
+    let cookie = format!("Cookie: {}", login(port));
+
+    let bare = post(port, "/api/processes/svc/restart", &[&cookie], "");
+    assert_eq!(bare.status, 403, "a cookie POST without Origin: {bare:?}");
+    let foreign = post(port, "/api/processes/svc/restart", &[&cookie, "Origin: http://evil.example"], "");
+    assert_eq!(foreign.status, 403, "a cookie POST from another origin: {foreign:?}");
+    assert_eq!(daemon.process("svc").pid, Some(old), "a refused POST restarted svc");
+
+    let same = post(port, "/api/processes/svc/restart", &[&cookie, &origin(port)], "");
+    assert_eq!(same.status, 200, "{same:?}");
+    let new = daemon.wait_running("svc", Some(old));
+    assert!(!alive(old), "the old svc is still alive");
+
+    let bearer = post(port, "/api/processes/svc/restart", &[BEARER], "");
+    assert_eq!(bearer.status, 200, "a Bearer POST without Origin: {bearer:?}");
+    daemon.wait_running("svc", Some(new));
+    let bearer_foreign = post(port, "/api/processes/svc/restart", &[BEARER, "Origin: http://evil.example"], "");
+    assert_eq!(bearer_foreign.status, 403, "a Bearer POST from another origin: {bearer_foreign:?}");
+}
+
+#[test]
+fn logout_ends_the_session() {
+    let dir = TestDir::new("web-logout");
+    let (_daemon, port) = start_svc(&dir);
+    let cookie = format!("Cookie: {}", login(port));
+    assert_eq!(get(port, "/api/status", &[&cookie]).status, 200);
+    let out = post(port, "/api/logout", &[&cookie, &origin(port)], "");
+    assert_eq!(out.status, 204, "{out:?}");
+    let after = get(port, "/api/status", &[&cookie]);
+    assert_eq!(after.status, 401, "the cookie still works after logout: {after:?}");
+}
+
+#[test]
+fn start_stop_and_restart_answer_once_done() {
+    let dir = TestDir::new("web-cmds");
+    let (daemon, port) = start_svc(&dir);
+    let first = daemon.wait_running("svc", None);
+    wait_until(secs(5), "svc has exec'd sleep", || cmdline(first).contains("sleep 1000"));
+
+    let stop = post(port, "/api/processes/svc/stop", &[BEARER], "");
+    assert!(!alive(first), "pid {first} still alive after stop answered: {stop:?}");
+    assert_eq!(stop.status, 200, "{stop:?}");
+    let done: Done = stop.json();
+    assert!(done.ok, "{stop:?}");
+    assert!(done.lines.iter().any(|l| l.contains(&format!("pid {first}"))), "{stop:?}");
+    let p = daemon.process("svc");
+    assert_eq!((p.state.as_str(), p.pid), ("stopped", None), "{p:?}");
+
+    let start = post(port, "/api/processes/svc/start", &[BEARER], "");
+    assert_eq!(start.status, 200, "{start:?}");
+    let p = daemon.process("svc");
+    assert_eq!(p.state, "running", "{p:?}");
+    let second = p.pid.unwrap();
+    assert!(start.json::<Done>().lines.iter().any(|l| l.contains(&format!("pid {second}"))), "{start:?}");
+
+    let again = post(port, "/api/processes/svc/start", &[BEARER], "");
+    assert_eq!(again.status, 409, "starting a running service: {again:?}");
+    assert!(again.json::<Failure>().error.contains("already running"), "{again:?}");
+
+    let restart = post(port, "/api/processes/svc/restart", &[BEARER], "");
+    assert_eq!(restart.status, 200, "{restart:?}");
+    assert!(!alive(second), "the old process outlived restart");
+    let third = daemon.process("svc").pid.unwrap();
+    assert_ne!(third, second);
+    assert!(restart.json::<Done>().lines.iter().any(|l| l.contains(&format!("pid {third}"))), "{restart:?}");
+}
+
+#[test]
+fn an_unknown_service_is_404() {
+    let dir = TestDir::new("web-404");
+    let (_daemon, port) = start_svc(&dir);
+    for verb in ["start", "stop", "restart"] {
+        let response = post(port, &format!("/api/processes/nope/{verb}"), &[BEARER], "");
+        assert_eq!(response.status, 404, "{verb}: {response:?}");
+        assert!(response.json::<Failure>().error.contains("nope"), "{verb}: {response:?}");
+    }
+    let logs = get(port, "/api/processes/nope/logs", &[BEARER]);
+    assert_eq!(logs.status, 404, "{logs:?}");
+}
+
+#[test]
+fn logs_are_the_captured_lines() {
+    let dir = TestDir::new("web-logs");
+    let services = sh_service(
+        "svc",
+        "echo one; echo two; echo three; exec sleep 1000",
+        "log_file = \"svc.log\"\nlog_timestamps = false",
+    ) + &sh_service("plain", "exec sleep 1001", "");
+    let (_daemon, port) = start(&dir, &services, &format!("token = \"{TOKEN}\""));
+    wait_until(secs(10), "svc.log has three lines", || dir.read("svc.log").contains("three"));
+
+    let response = get(port, "/api/processes/svc/logs?lines=2", &[BEARER]);
+    assert_eq!(response.status, 200, "{response:?}");
+    let logs: Logs = response.json();
+    assert_eq!(logs.name, "svc");
+    assert_eq!(logs.lines, ["two", "three"], "{response:?}");
+
+    let plain = get(port, "/api/processes/plain/logs", &[BEARER]);
+    assert_eq!(plain.status, 409, "{plain:?}");
+    assert!(plain.json::<Failure>().error.contains("not captured"), "{plain:?}");
+}
+
+#[test]
+fn events_stream_the_status_and_its_changes() {
+    let dir = TestDir::new("web-sse");
+    let (daemon, port) = start_svc(&dir);
+    let old = daemon.wait_running("svc", None);
+    let mut events = Client::connect(port);
+    events.send(raw(port, "GET", "/api/events", &[BEARER], "").as_bytes());
+    let head = events.head();
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.header("content-type"), Some("text/event-stream"), "{head:?}");
+
+    // The data line of the next event, parsed.
+    let mut next = || {
+        let event = events.line();
+        assert_eq!(event, "event: status");
+        let data = events.line();
+        let json = data.strip_prefix("data: ").unwrap_or_else(|| panic!("no data line: {data:?}"));
+        let status = Status::deserialize_json(json).unwrap_or_else(|e| panic!("bad status {json:?}: {e}"));
+        assert_eq!(events.line(), "", "an event ends with a blank line");
+        status
+    };
+    let svc = |status: &Status| status.processes.iter().find(|p| p.name == "svc").cloned().unwrap();
+    let first = svc(&next());
+    assert_eq!((first.state.as_str(), first.pid), ("running", Some(old)), "{first:?}");
+
+    let restart = post(port, "/api/processes/svc/restart", &[BEARER], "");
+    assert_eq!(restart.status, 200, "{restart:?}");
+    let deadline = Instant::now() + secs(10);
+    loop {
+        let p = svc(&next());
+        if p.state == "running" && p.pid.is_some_and(|pid| pid != old) {
+            assert_eq!(p.pid, daemon.process("svc").pid);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no event showed svc's new pid within 10 s");
+    }
+}
+
+#[test]
+fn bad_requests_get_their_status_and_the_connection_closes() {
+    let dir = TestDir::new("web-bad");
+    let (_daemon, port) = start_svc(&dir);
+    let big_header = format!("GET /api/status HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(9 * 1024));
+    let cases: [(&str, &[u8], u16); 5] = [
+        ("a malformed request line", b"GARBAGE\r\n\r\n", 400),
+        ("headers over 8 KiB", big_header.as_bytes(), 431),
+        ("a body over 16 KiB", b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\n", 413),
+        ("a chunked body", b"POST /api/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
+        ("HTTP/2.0", b"GET /api/status HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ];
+    for (what, bytes, status) in cases {
+        let mut client = Client::connect(port);
+        client.send(bytes);
+        let response = client.response();
+        assert_eq!(response.status, status, "{what}: {response:?}");
+        assert_eq!(response.header("connection"), Some("close"), "{what}: {response:?}");
+        assert!(client.closed(), "{what}: the connection stays open");
+    }
+    assert_eq!(get(port, "/api/status", &[BEARER]).status, 200, "the daemon no longer serves");
+}
+
+#[test]
+fn a_slow_client_does_not_hold_up_others() {
+    let dir = TestDir::new("web-slow");
+    let (_daemon, port) = start_svc(&dir);
+    let mut slow = Client::connect(port);
+    slow.send(b"GET /api/sta");
+    for _ in 0..3 {
+        let began = Instant::now();
+        let response = get(port, "/api/status", &[BEARER]);
+        assert_eq!(response.status, 200, "{response:?}");
+        assert!(began.elapsed() < secs(2), "a request took {:?} while a slow client waited", began.elapsed());
+    }
+    // Still waiting for the rest of its request: no answer yet.
+    slow.reader.get_ref().set_nonblocking(true).unwrap();
+    let pending = slow.reader.read(&mut [0; 1]);
+    assert!(pending.as_ref().is_err_and(|e| e.kind() == ErrorKind::WouldBlock), "{pending:?}");
+}
+
+#[test]
+fn a_slow_client_gets_408_after_the_request_timeout() {
+    let dir = TestDir::new("web-408");
+    let (_daemon, port) = start_svc(&dir);
+    let mut slow = Client::connect(port);
+    slow.reader.get_ref().set_read_timeout(Some(secs(13))).unwrap();
+    let began = Instant::now();
+    slow.send(b"GET /api/sta");
+    let response = slow.response();
+    assert_eq!(response.status, 408, "{response:?}");
+    // REQUEST_TIMEOUT is 10 s: not much sooner.
+    assert!(began.elapsed() >= Duration::from_secs(9), "408 after only {:?}", began.elapsed());
+    assert!(slow.closed(), "the connection stays open after 408");
+}
+
+#[test]
+fn a_kept_alive_connection_serves_one_request_after_another() {
+    let dir = TestDir::new("web-keep");
+    let (_daemon, port) = start_svc(&dir);
+    let mut client = Client::connect(port);
+    for n in 0..2 {
+        let response = client.request("GET", "/api/status", &[BEARER], "");
+        assert_eq!(response.status, 200, "request {n}: {response:?}");
+        assert_eq!(response.header("connection"), Some("keep-alive"), "{response:?}");
+    }
+    let last = client.request("GET", "/api/status", &[BEARER, "Connection: close"], "");
+    assert_eq!((last.status, last.header("connection")), (200, Some("close")), "{last:?}");
+    assert!(client.closed(), "Connection: close did not close");
+}
+
+#[test]
+fn pipelined_requests_each_get_a_response_in_order() {
+    let dir = TestDir::new("web-pipe");
+    let (_daemon, port) = start_svc(&dir);
+    let mut client = Client::connect(port);
+    let mut bytes = raw(port, "GET", "/api/status", &[BEARER], "");
+    bytes += &raw(port, "GET", "/api/processes/nope/logs", &[BEARER], "");
+    bytes += &raw(port, "GET", "/api/status", &[], "");
+    client.send(bytes.as_bytes());
+    let statuses: Vec<u16> = (0..3).map(|_| client.response().status).collect();
+    assert_eq!(statuses, [200, 404, 401]);
+}
+
+#[test]
+fn the_33rd_connection_gets_503() {
+    let dir = TestDir::new("web-conns");
+    let (_daemon, port) = start_svc(&dir);
+    let mut held: Vec<Client> = (0..32).map(|_| Client::connect(port)).collect();
+    let mut extra = Client::connect(port);
+    let refused = extra.response();
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(extra.closed(), "the 33rd connection stays open");
+    // The held ones are served, and a freed place serves a newcomer.
+    let response = held[0].request("GET", "/api/status", &[BEARER], "");
+    assert_eq!(response.status, 200, "{response:?}");
+    held.pop();
+    wait_until(secs(5), "a new connection is served after one closed", || {
+        get(port, "/api/status", &[BEARER]).status == 200
+    });
+}
+
+/// Writes daemon.toml with a `[web]` table of `web` (listen on line 6,
+/// its value at column 10) and runs `check`.
+fn check(dir: &TestDir, web: &str) -> Output {
+    dir.config(&format!("[web]\n{web}\n"));
+    assert_eq!(dir.read("daemon.toml").lines().nth(5).map(|l| l.starts_with("listen")), Some(true));
+    run_bounded(&dir.path, &["-c", "daemon.toml", "check"], secs(10))
+}
+
+#[test]
+fn a_public_listen_without_a_token_is_refused() {
+    let dir = TestDir::new("web-public");
+    let port = free_port();
+    let out = check(&dir, &format!("listen = \"0.0.0.0:{port}\""));
+    assert_eq!(out.code, 1, "{out:?}");
+    let prefix = "mi7soft-daemon: error: daemon.toml:6:10: [web] listen:";
+    assert!(out.stderr.starts_with(prefix), "stderr should start with {prefix:?}: {out:?}");
+    assert!(out.stderr.contains("token"), "{out:?}");
+    let with_token = check(&dir, &format!("listen = \"0.0.0.0:{port}\"\ntoken = \"{TOKEN}\""));
+    assert_eq!(with_token.code, 0, "{with_token:?}");
+}
+
+#[test]
+fn a_short_token_is_refused() {
+    let dir = TestDir::new("web-short");
+    let out = check(&dir, &format!("listen = \"127.0.0.1:{}\"\ntoken = \"1234567\"", free_port()));
+    assert_eq!(out.code, 1, "{out:?}");
+    let prefix = "mi7soft-daemon: error: daemon.toml:7:9: [web] token:";
+    assert!(out.stderr.starts_with(prefix), "stderr should start with {prefix:?}: {out:?}");
+    assert!(out.stderr.contains("at least 8 characters"), "{out:?}");
+}
+
+#[test]
+fn token_file_holds_the_token() {
+    let dir = TestDir::new("web-tokfile");
+    dir.write("web.token", "file-token-4711\n");
+    let (_daemon, port) = start(&dir, "", "token_file = \"web.token\"");
+    let right = get(port, "/api/status", &["Authorization: Bearer file-token-4711"]);
+    assert_eq!(right.status, 200, "{right:?}");
+    let none = get(port, "/api/status", &[]);
+    assert_eq!(none.status, 401, "{none:?}");
+}
+
+#[test]
+fn the_page_is_gzipped_with_an_etag_or_says_it_was_not_built() {
+    let dir = TestDir::new("web-page");
+    let (_daemon, port) = start(&dir, "", "");
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist/index.html.gz").exists();
+    let page = get(port, "/", &[]);
+    if !built {
+        assert_eq!(page.status, 404, "{page:?}");
+        assert!(page.body.contains("built without its web page"), "{page:?}");
+        return;
+    }
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.header("content-encoding"), Some("gzip"), "{page:?}");
+    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")), "{page:?}");
+    let etag = page.header("etag").unwrap_or_else(|| panic!("no ETag: {page:?}"));
+    let again = get(port, "/", &[&format!("If-None-Match: {etag}")]);
+    assert_eq!(again.status, 304, "{again:?}");
+    assert_eq!(again.header("etag"), Some(etag), "{again:?}");
+}
