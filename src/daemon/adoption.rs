@@ -79,18 +79,18 @@ impl Daemon {
                 changed.push(def.name.clone());
             }
         }
-        // Keep config order: adopted instances first sorted into place,
-        // then services nothing was recorded for.
-        let order = |name: &str| self.config.services.iter().position(|d| d.name == name).unwrap_or(usize::MAX);
-        let mut slots = std::mem::take(&mut self.slots);
-        slots.sort_by_key(|s| (order(&s.service.name), s.service.instance));
-        self.slots = slots;
         let defs = self.config.services.clone();
         for def in defs {
             if !self.slots.iter().any(|s| s.service.name == def.name) {
                 self.add(def);
             }
         }
+        // Status lists services in config order (removed ones last), as if
+        // the daemon had never been away.
+        let order = |name: &str| self.config.services.iter().position(|d| d.name == name).unwrap_or(usize::MAX);
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.sort_by_key(|s| (order(&s.service.name), s.service.instance));
+        self.slots = slots;
         for name in changed {
             self.log.info(format_args!("{name}: definition changed while the daemon was down; restarting"));
             for index in self.select(&name).unwrap_or_default() {
