@@ -42,6 +42,12 @@ pub struct Capture {
     out: Option<Output>,
     /// Bytes dropped since the sink last failed; `Some` while failing.
     lost: Option<u64>,
+    /// Whole lines for the file, written with one write(2) per read of the
+    /// pipe rather than one per line.
+    batch: Vec<u8>,
+    /// The timestamp of the lines of the current read (one clock read and
+    /// one formatting per read, not per line).
+    stamp: Option<String>,
 }
 
 enum Output {
@@ -59,7 +65,16 @@ pub enum Note {
 impl Capture {
     /// `tag` names the service in syslog lines ("web" or "web:1").
     pub fn new(tag: &str, sink: Sink, timestamps: bool) -> Capture {
-        Capture { tag: tag.to_string(), sink, timestamps, partial: Vec::new(), out: None, lost: None }
+        Capture {
+            tag: tag.to_string(),
+            sink,
+            timestamps,
+            partial: Vec::new(),
+            out: None,
+            lost: None,
+            batch: Vec::new(),
+            stamp: None,
+        }
     }
 
     pub fn sink(&self) -> &Sink {
@@ -69,6 +84,7 @@ impl Capture {
     /// Takes bytes read from the service's pipe; writes every line they
     /// complete. Returns a note when the sink starts failing or recovers.
     pub fn feed(&mut self, bytes: &[u8]) -> Option<Note> {
+        self.stamp = None;
         let mut note = None;
         let mut rest = bytes;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
@@ -87,7 +103,7 @@ impl Capture {
             let piece: Vec<u8> = self.partial.drain(..MAX_LINE).collect();
             note = self.write_line(&piece).or(note);
         }
-        note
+        self.write_batch().or(note)
     }
 
     /// Writes what is left of an unfinished line (the service is gone).
@@ -95,23 +111,51 @@ impl Capture {
         if self.partial.is_empty() {
             return None;
         }
+        self.stamp = None;
         let line = std::mem::take(&mut self.partial);
-        self.write_line(&line)
+        let note = self.write_line(&line);
+        self.write_batch().or(note)
     }
 
     fn write_line(&mut self, line: &[u8]) -> Option<Note> {
         let mut text = Vec::with_capacity(line.len() + 22);
         if self.timestamps && self.sink != Sink::Syslog {
-            text.extend_from_slice(crate::msg::utc_timestamp(SystemTime::now()).as_bytes());
+            let stamp = self.stamp.get_or_insert_with(|| crate::msg::utc_timestamp(SystemTime::now()));
+            text.extend_from_slice(stamp.as_bytes());
             text.push(b' ');
         }
         text.extend_from_slice(line);
-        match self.try_write(&mut text) {
+        let result = self.try_write(&mut text);
+        self.outcome(result, text.len())
+    }
+
+    /// Writes the batched lines out.
+    fn write_batch(&mut self) -> Option<Note> {
+        if self.batch.is_empty() {
+            return None;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let result = match (&self.sink, self.out.as_mut()) {
+            (Sink::File { path, .. }, Some(Output::File { file, size })) => {
+                let written = file.write_all(&batch).map_err(|e| crate::msg::path_error(path, &e));
+                *size += batch.len() as u64;
+                written
+            }
+            _ => Err("capture output does not match its sink".into()),
+        };
+        self.outcome(result, batch.len())
+    }
+
+    /// Turns a write's result into a note, counting what a failure lost.
+    fn outcome(&mut self, result: Result<(), String>, len: usize) -> Option<Note> {
+        match result {
             Ok(()) => self.lost.take().map(|lost| Note::Recovered { lost }),
             Err(e) => {
                 self.out = None;
+                let dropped = len + self.batch.len();
+                self.batch.clear();
                 let first = self.lost.is_none();
-                *self.lost.get_or_insert(0) += text.len() as u64;
+                *self.lost.get_or_insert(0) += dropped as u64;
                 first.then_some(Note::Failing(e))
             }
         }
@@ -125,14 +169,17 @@ impl Capture {
             (Sink::File { path, max_size, keep }, Some(Output::File { file, size })) => {
                 text.push(b'\n');
                 let len = text.len() as u64;
-                // Rotate between lines, before the one that would overflow.
-                if *size > 0 && *size + len > *max_size {
+                let batched = self.batch.len() as u64;
+                // Rotate between lines, before the one that would overflow:
+                // what is batched goes to the old file first.
+                if *size + batched > 0 && *size + batched + len > *max_size {
+                    file.write_all(&self.batch).map_err(|e| crate::msg::path_error(path, &e))?;
+                    self.batch.clear();
                     rotate(path, *keep).map_err(|e| crate::msg::path_error(path, &e))?;
                     *file = open_append(path).map_err(|e| crate::msg::path_error(path, &e))?;
                     *size = 0;
                 }
-                file.write_all(text).map_err(|e| crate::msg::path_error(path, &e))?;
-                *size += len;
+                self.batch.extend_from_slice(text);
                 Ok(())
             }
             (Sink::Syslog, Some(Output::Syslog(socket))) => {
@@ -222,7 +269,14 @@ pub fn tail(path: &Path, keep: u32, n: usize) -> io::Result<Vec<String>> {
 pub fn follow(path: &Path, out: &mut impl Write) -> io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::MetadataExt;
-    let mut file = File::open(path)?;
+    // Like `tail -F`: a log that does not exist yet is waited for.
+    let mut file = loop {
+        match File::open(path) {
+            Ok(file) => break file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => std::thread::sleep(std::time::Duration::from_millis(100)),
+            Err(e) => return Err(e),
+        }
+    };
     file.seek(SeekFrom::End(0))?;
     let mut inode = file.metadata()?.ino();
     let mut buf = vec![0u8; 64 * 1024];

@@ -139,7 +139,10 @@ impl TestDir {
             if pid == std::process::id() as i32 {
                 continue;
             }
-            let in_dir = fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&self.path));
+            // By working directory (services), or by a command line naming
+            // the directory (a detached daemon or fd holder, which run in /).
+            let in_dir = fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&self.path))
+                || cmdline(pid).contains(&format!("{}/", self.path.display()));
             if in_dir && !is_zombie(pid) {
                 pids.push(pid);
             }
