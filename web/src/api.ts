@@ -1,0 +1,77 @@
+// The daemon's HTTP API, as the page sees it: the status document's types and
+// one small function per endpoint. Every failure becomes an ApiError whose
+// `status` is the HTTP status, or 0 when the daemon could not be reached, so
+// callers tell "signed out" (401) from "unreachable" (0) from "refused".
+//
+// URLs are relative, so the page also works behind a reverse proxy that
+// mounts the daemon under a sub-path.
+
+export type State = 'running' | 'starting' | 'waiting' | 'stopping' | 'backoff' | 'stopped' | 'exited' | 'fatal'
+
+export interface ProcessInfo {
+  name: string
+  instance: number
+  state: State
+  pid: number | null
+  uptime_secs: number | null
+  restarts: number
+  last_exit: string | null
+  next_start_secs: number | null
+  status_text: string | null
+}
+
+export interface Status {
+  daemon: { pid: number; version: string; config: string }
+  processes: ProcessInfo[]
+}
+
+export type Action = 'start' | 'stop' | 'restart'
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly lines: string[] = [],
+  ) {
+    super(message)
+  }
+}
+
+async function call<T>(method: 'GET' | 'POST', url: string, body?: unknown): Promise<T> {
+  let response: Response
+  try {
+    response = await fetch(url, {
+      method,
+      cache: 'no-store',
+      credentials: 'same-origin',
+      headers: body === undefined ? undefined : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+  } catch {
+    throw new ApiError(0, 'no answer (network error)')
+  }
+  // A 204 has no body; an error may come from a proxy and not be JSON.
+  const data = response.status === 204 ? null : await response.json().catch(() => null)
+  if (!response.ok) {
+    const message = typeof data?.error === 'string' ? data.error : `HTTP ${response.status}`
+    throw new ApiError(response.status, message, Array.isArray(data?.lines) ? data.lines : [])
+  }
+  return data as T
+}
+
+/** The path segment of a service or instance label (`web`, `web:1`). */
+function segment(label: string): string {
+  return encodeURIComponent(label).replace(/%3A/gi, ':')
+}
+
+export const api = {
+  status: () => call<Status>('GET', 'api/status'),
+  login: (token: string) => call<null>('POST', 'api/login', { token }),
+  logout: () => call<null>('POST', 'api/logout'),
+  action: (label: string, action: Action) =>
+    call<{ ok: boolean; lines: string[] }>('POST', `api/processes/${segment(label)}/${action}`),
+  logs: (name: string, lines: number) =>
+    call<{ name: string; lines: string[] }>('GET', `api/processes/${segment(name)}/logs?lines=${lines}`),
+}
+
+export const EVENTS_URL = 'api/events'

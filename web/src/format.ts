@@ -1,0 +1,58 @@
+// How values of the status document are shown: the same forms as the CLI's
+// `status` table, so a user reading both sees one vocabulary.
+
+import type { ProcessInfo, State } from './api'
+
+const pad = (n: number) => String(n).padStart(2, '0')
+
+/** 45s, 3m12s, 2h03m, 4d02h: two units at most, the second zero-padded. */
+export function formatUptime(secs: number | null | undefined): string {
+  if (secs == null || !Number.isFinite(secs) || secs < 0) return '-'
+  const s = Math.floor(secs)
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`
+  if (s < 86400) return `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}m`
+  return `${Math.floor(s / 86400)}d${pad(Math.floor(s / 3600) % 24)}h`
+}
+
+/**
+ * The label a row is shown and addressed by: `web` for the only instance of
+ * a service, `web:1` where a service has several instances (as the CLI).
+ */
+export function processLabel(process: ProcessInfo, all: ProcessInfo[]): string {
+  const siblings = all.filter((p) => p.name === process.name).length
+  return siblings > 1 || process.instance !== 0 ? `${process.name}:${process.instance}` : process.name
+}
+
+/** States in which a process exists, so its uptime keeps growing. */
+export const LIVE_STATES: readonly State[] = ['running', 'starting', 'stopping']
+
+/** The badge colour class: ok, busy, warn, idle or bad. */
+export function stateTone(state: State): string {
+  switch (state) {
+    case 'running':
+      return 'ok'
+    case 'starting':
+    case 'waiting':
+      return 'busy'
+    case 'stopping':
+    case 'backoff':
+      return 'warn'
+    case 'stopped':
+    case 'exited':
+      return 'idle'
+    case 'fatal':
+      return 'bad'
+    default:
+      return 'idle'
+  }
+}
+
+/** The "last exit / status" column: what a user wants to know next. */
+export function detail(process: ProcessInfo, nextStartSecs: number | null): string {
+  const parts: string[] = []
+  if (process.status_text) parts.push(process.status_text)
+  if (process.state === 'backoff' && nextStartSecs != null) parts.push(`restart in ${formatUptime(nextStartSecs)}`)
+  if (process.last_exit) parts.push(parts.length ? `last: ${process.last_exit}` : process.last_exit)
+  return parts.join(' · ') || '-'
+}

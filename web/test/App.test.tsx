@@ -1,0 +1,169 @@
+// The whole page against a scripted daemon: signed out on 401, sign-in,
+// live updates, the empty state, the unreachable state with Retry, logs.
+
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/preact'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { App } from '../src/App'
+import { FakeEventSource, proc, statusOf, stubEventSource, stubFetch } from './helpers'
+
+beforeEach(stubEventSource)
+afterEach(() => {
+  cleanup()
+  vi.unstubAllGlobals()
+  vi.useRealTimers()
+})
+
+describe('App', () => {
+  it('shows the sign-in form when the daemon answers 401, and signs in with the token', async () => {
+    let signedIn = false
+    const calls = stubFetch((method, url, body) => {
+      if (url === 'api/status')
+        return signedIn ? { status: 200, body: statusOf([proc()]) } : { status: 401, body: { error: 'sign in first' } }
+      if (method === 'POST' && url === 'api/login') {
+        if ((body as { token: string }).token !== 's3cret') return { status: 401, body: { error: 'wrong token' } }
+        signedIn = true
+        return { status: 204 }
+      }
+    })
+    render(<App />)
+    const input = (await screen.findByLabelText('Token')) as HTMLInputElement
+    expect(input.type).toBe('password')
+    expect(document.querySelector('table')).toBeNull()
+    expect(FakeEventSource.instances).toHaveLength(0)
+
+    fireEvent.input(input, { target: { value: 'nope' } })
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }))
+    expect((await screen.findByRole('alert')).textContent).toContain('wrong token')
+
+    fireEvent.input(input, { target: { value: 's3cret' } })
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }))
+    expect(await screen.findByText('web')).toBeTruthy()
+    expect(calls.filter((c) => c.url === 'api/login').map((c) => c.body)).toEqual([{ token: 'nope' }, { token: 's3cret' }])
+    expect(FakeEventSource.instances.map((s) => s.url)).toEqual(['api/events'])
+  })
+
+  it('signs out to the sign-in form, or hides Sign out where the daemon has no token', async () => {
+    let session = true
+    let token = true
+    const calls = stubFetch((method, url) => {
+      if (url === 'api/status')
+        return session || !token ? { status: 200, body: statusOf([proc()]) } : { status: 401, body: { error: 'sign in first' } }
+      if (method === 'POST' && url === 'api/logout') {
+        session = false
+        return { status: 204 }
+      }
+    })
+    const first = render(<App />)
+    fireEvent.click(await screen.findByRole('button', { name: 'Sign out' }))
+    expect(await screen.findByLabelText('Token')).toBeTruthy()
+    expect(calls.some((c) => c.url === 'api/logout')).toBe(true)
+    first.unmount()
+
+    token = false
+    render(<App />)
+    fireEvent.click(await screen.findByRole('button', { name: 'Sign out' }))
+    await waitFor(() => expect(screen.queryByRole('button', { name: 'Sign out' })).toBeNull())
+    expect(screen.getByText('web')).toBeTruthy()
+  })
+
+  it('goes back to the sign-in form when the stream fails and the daemon now says 401', async () => {
+    let authorized = true
+    stubFetch((_m, url) =>
+      url === 'api/status'
+        ? authorized
+          ? { status: 200, body: statusOf([proc()]) }
+          : { status: 401, body: { error: 'session expired' } }
+        : undefined,
+    )
+    render(<App />)
+    await screen.findByText('web')
+    authorized = false
+    FakeEventSource.instances[0].onerror!()
+    expect(await screen.findByLabelText('Token', {}, { timeout: 3000 })).toBeTruthy()
+    expect(FakeEventSource.instances[0].closed).toBe(true)
+  })
+
+  it('shows the header and follows status events', async () => {
+    stubFetch((_m, url) => (url === 'api/status' ? { status: 200, body: statusOf([proc({ pid: 123 })]) } : undefined))
+    render(<App />)
+    expect(await screen.findByText('123')).toBeTruthy()
+    expect(screen.getByText('v0.1.0')).toBeTruthy()
+    expect(screen.getByText('/etc/mi7soft-daemon.toml')).toBeTruthy()
+    FakeEventSource.instances[0].emit('status', statusOf([proc({ pid: 124, restarts: 1 })]))
+    expect(await screen.findByText('124')).toBeTruthy()
+  })
+
+  it('says so when there are no services', async () => {
+    stubFetch((_m, url) => (url === 'api/status' ? { status: 200, body: statusOf([]) } : undefined))
+    render(<App />)
+    expect(await screen.findByText('No services')).toBeTruthy()
+  })
+
+  it('shows an error with Retry when the daemon cannot be reached', async () => {
+    let up = false
+    stubFetch((_m, url) =>
+      url === 'api/status' ? (up ? { status: 200, body: statusOf([proc()]) } : new TypeError('Failed to fetch')) : undefined,
+    )
+    render(<App />)
+    expect((await screen.findByRole('alert')).textContent).toContain('Cannot reach the daemon')
+    up = true
+    fireEvent.click(screen.getByRole('button', { name: 'Retry now' }))
+    expect(await screen.findByText('web')).toBeTruthy()
+    expect(screen.queryByRole('alert')).toBeNull()
+  })
+
+  it('keeps the table, dimmed, under a banner while the stream is lost', async () => {
+    let up = true
+    stubFetch((_m, url) =>
+      url === 'api/status' ? (up ? { status: 200, body: statusOf([proc()]) } : new TypeError('Failed to fetch')) : undefined,
+    )
+    render(<App />)
+    await screen.findByText('web')
+    up = false
+    FakeEventSource.instances[0].onerror!()
+    expect((await screen.findByRole('alert', {}, { timeout: 3000 })).textContent).toContain('Connection to the daemon lost')
+    expect(screen.getByText('web')).toBeTruthy()
+    expect(document.querySelector('.stale')).toBeTruthy()
+    expect((screen.getByRole('button', { name: 'Restart' }) as HTMLButtonElement).disabled).toBe(true)
+  })
+
+  it('reconnects quietly after one broken stream, and shows the banner when it keeps breaking', async () => {
+    stubFetch((_m, url) => (url === 'api/status' ? { status: 200, body: statusOf([proc()]) } : undefined))
+    render(<App />)
+    await screen.findByText('web')
+    FakeEventSource.instances[0].onerror!()
+    await waitFor(() => expect(FakeEventSource.instances).toHaveLength(2))
+    expect(screen.queryByRole('alert')).toBeNull()
+    FakeEventSource.instances[1].onerror!()
+    expect((await screen.findByRole('alert')).textContent).toContain('live updates keep being interrupted')
+  })
+
+  it('stops a service only after confirmation, via POST /api/processes/NAME/stop', async () => {
+    const calls = stubFetch((method, url) => {
+      if (url === 'api/status') return { status: 200, body: statusOf([proc()]) }
+      if (method === 'POST' && url === 'api/processes/web/stop')
+        return { status: 200, body: { ok: true, lines: ['web: stopped (exit 0)'] } }
+    })
+    render(<App />)
+    fireEvent.click(await screen.findByRole('button', { name: 'Stop' }))
+    expect(calls.some((c) => c.method === 'POST')).toBe(false)
+    fireEvent.click(screen.getByRole('button', { name: 'Yes, stop' }))
+    expect(await screen.findByText('web: stopped (exit 0)')).toBeTruthy()
+    expect(calls.filter((c) => c.method === 'POST').map((c) => c.url)).toEqual(['api/processes/web/stop'])
+  })
+
+  it('shows the last lines of a service in the log pane, or why there are none', async () => {
+    stubFetch((_m, url) => {
+      if (url === 'api/status') return { status: 200, body: statusOf([proc(), proc({ name: 'db' })]) }
+      if (url === 'api/processes/web/logs?lines=200')
+        return { status: 200, body: { name: 'web', lines: ['2026-11-29T14:05:01Z hello', '2026-11-29T14:05:02Z world'] } }
+      if (url === 'api/processes/db/logs?lines=200') return { status: 409, body: { error: 'db: output is not captured' } }
+    })
+    render(<App />)
+    const buttons = await screen.findAllByRole('button', { name: 'Logs' })
+    fireEvent.click(buttons[0])
+    expect(await screen.findByText(/2026-11-29T14:05:02Z world/)).toBeTruthy()
+    fireEvent.click(buttons[1])
+    expect((await screen.findByRole('alert')).textContent).toContain('db: output is not captured')
+  })
+})

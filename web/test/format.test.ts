@@ -1,0 +1,73 @@
+// The formatters: the uptime forms the CLI also prints, labels, and tones.
+
+import { describe, expect, it } from 'vitest'
+import type { ProcessInfo } from '../src/api'
+import { detail, formatUptime, processLabel, stateTone } from '../src/format'
+
+const process = (over: Partial<ProcessInfo> = {}): ProcessInfo => ({
+  name: 'web',
+  instance: 0,
+  state: 'running',
+  pid: 123,
+  uptime_secs: 5,
+  restarts: 0,
+  last_exit: null,
+  next_start_secs: null,
+  status_text: null,
+  ...over,
+})
+
+describe('formatUptime', () => {
+  it('shows seconds below a minute', () => {
+    expect(formatUptime(0)).toBe('0s')
+    expect(formatUptime(45)).toBe('45s')
+    expect(formatUptime(59.9)).toBe('59s')
+  })
+  it('shows minutes and zero-padded seconds below an hour', () => {
+    expect(formatUptime(60)).toBe('1m00s')
+    expect(formatUptime(192)).toBe('3m12s')
+    expect(formatUptime(3599)).toBe('59m59s')
+  })
+  it('shows hours and zero-padded minutes below a day', () => {
+    expect(formatUptime(3600)).toBe('1h00m')
+    expect(formatUptime(2 * 3600 + 3 * 60 + 59)).toBe('2h03m')
+    expect(formatUptime(86399)).toBe('23h59m')
+  })
+  it('shows days and zero-padded hours from a day on', () => {
+    expect(formatUptime(86400)).toBe('1d00h')
+    expect(formatUptime(4 * 86400 + 2 * 3600 + 1)).toBe('4d02h')
+    expect(formatUptime(400 * 86400)).toBe('400d00h')
+  })
+  it('shows a dash for no uptime', () => {
+    expect(formatUptime(null)).toBe('-')
+    expect(formatUptime(undefined)).toBe('-')
+    expect(formatUptime(-1)).toBe('-')
+    expect(formatUptime(Number.NaN)).toBe('-')
+  })
+})
+
+describe('processLabel', () => {
+  it('names the only instance by the service and others by name:N', () => {
+    const single = process()
+    expect(processLabel(single, [single])).toBe('web')
+    const zero = process({ instance: 0 })
+    const one = process({ instance: 1 })
+    expect(processLabel(zero, [zero, one])).toBe('web:0')
+    expect(processLabel(one, [zero, one])).toBe('web:1')
+  })
+})
+
+describe('stateTone and detail', () => {
+  it('gives every state a colour', () => {
+    const tones = ['running', 'starting', 'waiting', 'stopping', 'backoff', 'stopped', 'exited', 'fatal'].map((s) =>
+      stateTone(s as ProcessInfo['state']),
+    )
+    expect(tones).toEqual(['ok', 'busy', 'busy', 'warn', 'warn', 'idle', 'idle', 'bad'])
+  })
+  it('prefers the status text and says when a backoff ends', () => {
+    expect(detail(process(), null)).toBe('-')
+    expect(detail(process({ last_exit: 'exit 1' }), null)).toBe('exit 1')
+    expect(detail(process({ status_text: 'serving', last_exit: 'exit 1' }), null)).toBe('serving · last: exit 1')
+    expect(detail(process({ state: 'backoff', last_exit: 'exit 2' }), 3)).toBe('restart in 3s · last: exit 2')
+  })
+})
