@@ -125,8 +125,12 @@ impl Capture {
             text.push(b' ');
         }
         text.extend_from_slice(line);
-        let result = self.try_write(&mut text);
-        self.outcome(result, text.len())
+        match self.try_write(&mut text) {
+            // Queued for the file: only the batch's write says how it went.
+            Ok(false) => None,
+            Ok(true) => self.outcome(Ok(()), text.len()),
+            Err(e) => self.outcome(Err(e), text.len()),
+        }
     }
 
     /// Writes the batched lines out.
@@ -161,7 +165,9 @@ impl Capture {
         }
     }
 
-    fn try_write(&mut self, text: &mut Vec<u8>) -> Result<(), String> {
+    /// Writes (syslog) or queues (file) one line; `Ok(true)` when it was
+    /// really written.
+    fn try_write(&mut self, text: &mut Vec<u8>) -> Result<bool, String> {
         if self.out.is_none() {
             self.out = Some(self.open()?);
         }
@@ -180,13 +186,13 @@ impl Capture {
                     *size = 0;
                 }
                 self.batch.extend_from_slice(text);
-                Ok(())
+                Ok(false)
             }
             (Sink::Syslog, Some(Output::Syslog(socket))) => {
                 // <14>: facility user, severity info; the tag is the service.
                 let mut datagram = format!("<14>{}: ", self.tag).into_bytes();
                 datagram.extend_from_slice(text);
-                socket.send(&datagram).map(drop).map_err(|e| format!("/dev/log: {}", crate::msg::io_error(&e)))
+                socket.send(&datagram).map(|_| true).map_err(|e| format!("/dev/log: {}", crate::msg::io_error(&e)))
             }
             _ => Err("capture output does not match its sink".into()),
         }
@@ -371,8 +377,9 @@ mod tests {
         let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 1 << 20, keep: 1 }, false);
         assert!(matches!(capture.feed(b"lost 1\n"), Some(Note::Failing(_))));
         assert_eq!(capture.feed(b"lost 2\n"), None, "reported once");
+        assert_eq!(capture.feed(b"lost 3\nlost 4\n"), None, "reported once, also for a batch of lines");
         fs::create_dir_all(dir.join("sub")).unwrap();
-        assert_eq!(capture.feed(b"back\n"), Some(Note::Recovered { lost: 12 }));
+        assert_eq!(capture.feed(b"back\n"), Some(Note::Recovered { lost: 24 }));
         assert_eq!(fs::read_to_string(&path).unwrap(), "back\n");
         fs::remove_dir_all(dir).unwrap();
     }

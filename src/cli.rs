@@ -26,10 +26,10 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_NOT_RUNNING: i32 = 3;
 
-/// How long the client waits for the daemon's answer beyond the longest
-/// stop timeout in the config: the daemon answers every wait (stop,
-/// restart) within that, so this only guards against a hung daemon.
-const CLIENT_SLACK: Duration = Duration::from_secs(30);
+/// How long the client waits for the daemon's answer. The daemon answers
+/// every wait (stop, restart) within its own deadline (stop and ready
+/// timeouts plus slack), so this only guards against a hung daemon.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
 
 const HELP: &str = "\
 mi7soft-daemon: keeps services running; they outlive the daemon itself
@@ -241,17 +241,11 @@ pub fn main() -> i32 {
             };
             // The daemon judges the services (reload reports their errors);
             // a client only needs [daemon] to find it.
-            let (settings, timeout) = match config::load(&path) {
-                Ok(config) => {
-                    let longest = config.services.iter().map(|d| d.policy.stop_timeout).max().unwrap_or_default();
-                    (config.daemon, longest + CLIENT_SLACK)
-                }
-                Err(full) => match config::load_daemon_settings(&path) {
-                    Ok(settings) => (settings, Duration::from_secs(300)),
-                    Err(_) => return fail(full.to_string()),
-                },
+            let settings = match config::load_daemon_settings(&path) {
+                Ok(settings) => settings,
+                Err(e) => return fail(e.to_string()),
             };
-            send(&settings, &request, json, timeout)
+            send(&settings, &request, json, CLIENT_TIMEOUT)
         }
     }
 }

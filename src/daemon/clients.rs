@@ -9,6 +9,9 @@ impl Daemon {
     // -- Clients -----------------------------------------------------------
 
     pub(super) fn accept(&mut self, now: Instant) {
+        if self.accept_paused.is_some_and(|until| now < until) {
+            return;
+        }
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
@@ -29,11 +32,23 @@ impl Daemon {
                     }
                     self.clients.push(client);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.accept_paused.take().is_some() {
+                        self.log.info("control socket: accepting connections again");
+                    }
+                    return;
+                }
                 Err(e) => {
-                    // EMFILE and friends: the connection stays queued; say so
-                    // once per pass and retry on the next.
-                    self.log.warning(format_args!("control socket: accept: {}", msg::io_error(&e)));
+                    // EMFILE and friends: the connection stays queued and the
+                    // listener stays readable, so polling it now would spin.
+                    // Pause accepting for a second; say so once per episode.
+                    if self.accept_paused.is_none() {
+                        self.log.warning(format_args!(
+                            "control socket: accept: {}; pausing new connections for 1s",
+                            msg::io_error(&e)
+                        ));
+                    }
+                    self.accept_paused = Some(now + ACCEPT_PAUSE);
                     return;
                 }
             }

@@ -57,6 +57,8 @@ const WAIT_SLACK: Duration = Duration::from_secs(5);
 const DRAIN_CHECK: Duration = Duration::from_millis(20);
 /// Connections served at once; more are refused.
 const MAX_CLIENTS: usize = 64;
+/// How long accepting pauses after it failed (out of descriptors).
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 /// A setup failure, printed by `main` before exiting 1.
 pub struct SetupError(pub String);
@@ -188,6 +190,8 @@ struct Daemon {
     checks: Vec<probes::Check>,
     /// Counts changes of any instance's state or pid (for event streams).
     generation: u64,
+    /// Accepting on the control socket is paused until then (it failed).
+    accept_paused: Option<Instant>,
     /// The web UI's server, when `[web]` is configured.
     #[cfg(feature = "web")]
     web: Option<web::Web>,
@@ -232,6 +236,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         notify: None,
         checks: Vec::new(),
         generation: 0,
+        accept_paused: None,
         #[cfg(feature = "web")]
         web: None,
     };
@@ -316,8 +321,9 @@ impl Daemon {
         loop {
             let now = Instant::now();
             let timeout = self.next_deadline().map(|d| d.saturating_duration_since(now));
+            let listening = if self.accept_paused.is_some_and(|until| now < until) { 0 } else { sys::POLLIN };
             let mut fds =
-                vec![PollFd::new(self.signals.fd(), sys::POLLIN), PollFd::new(self.listener.as_raw_fd(), sys::POLLIN)];
+                vec![PollFd::new(self.signals.fd(), sys::POLLIN), PollFd::new(self.listener.as_raw_fd(), listening)];
             for client in &self.clients {
                 let events = match client.phase {
                     Phase::Reading => sys::POLLIN,
@@ -391,7 +397,7 @@ impl Daemon {
             self.run_checks(&check_ready, now);
             self.advance_dependencies(now);
             self.schedule_checks(now);
-            if fds[1].ready() {
+            if fds[1].ready() || self.accept_paused.is_some_and(|until| until <= now) {
                 self.accept(now);
             }
             let ready: Vec<bool> = fds[2..2 + n_clients].iter().map(PollFd::ready).collect();
@@ -424,7 +430,14 @@ impl Daemon {
         let web = self.web.as_ref().and_then(web::Web::next_deadline);
         #[cfg(not(feature = "web"))]
         let web = None;
-        services.chain(clients).chain(self.next_check).chain(draining).chain(checks).chain(web).min()
+        services
+            .chain(clients)
+            .chain(self.next_check)
+            .chain(draining)
+            .chain(checks)
+            .chain(web)
+            .chain(self.accept_paused)
+            .min()
     }
 
     fn on_signal(&mut self, signal: libc::c_int, now: Instant) {

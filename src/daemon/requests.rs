@@ -133,9 +133,12 @@ impl Daemon {
         };
         let (mut added, mut removed, mut restarted, mut updated, mut unchanged) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
+        // Maps, so a reload costs time in proportion to the services, not
+        // to their square (1,000 services: one pass each way).
+        let new_names: std::collections::HashSet<&str> = new.services.iter().map(|d| d.name.as_str()).collect();
         for index in 0..self.slots.len() {
             let name = self.slots[index].service.name.clone();
-            if !self.slots[index].retired && !new.services.iter().any(|d| d.name == name) {
+            if !self.slots[index].retired && !new_names.contains(name.as_str()) {
                 if !removed.contains(&name) {
                     removed.push(name);
                 }
@@ -143,10 +146,13 @@ impl Daemon {
                 self.dispatch(index, Event::Stop, now);
             }
         }
+        let mut by_name: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+        for (index, slot) in self.slots.iter().enumerate().filter(|(_, s)| !s.retired) {
+            by_name.entry(slot.service.name.clone()).or_default().push(index);
+        }
         for def in &new.services {
-            let indices: Vec<usize> = (0..self.slots.len())
-                .filter(|&i| !self.slots[i].retired && self.slots[i].service.name == def.name)
-                .collect();
+            // Indices stay valid: adding appends, and nothing here removes.
+            let indices = by_name.remove(&def.name).unwrap_or_default();
             let Some(&first) = indices.first() else {
                 added.push(def.name.clone());
                 self.add(def.clone());

@@ -46,6 +46,8 @@ pub(super) struct Web {
     sessions: Vec<String>,
     /// The generation of the last status sent to event streams.
     sent: u64,
+    /// Accepting is paused until then (it failed: out of descriptors).
+    accept_paused: Option<Instant>,
 }
 
 enum Phase {
@@ -100,12 +102,20 @@ impl Web {
     pub(super) fn open(settings: &crate::config::WebSettings) -> io::Result<Web> {
         let listener = TcpListener::bind(settings.listen)?;
         listener.set_nonblocking(true)?;
-        Ok(Web { listener, token: settings.token.clone(), conns: Vec::new(), sessions: Vec::new(), sent: 0 })
+        Ok(Web {
+            listener,
+            token: settings.token.clone(),
+            conns: Vec::new(),
+            sessions: Vec::new(),
+            sent: 0,
+            accept_paused: None,
+        })
     }
 
     /// The descriptors to poll: the listener, then each connection.
     pub(super) fn poll_fds(&self) -> Vec<PollFd> {
-        let mut fds = vec![PollFd::new(self.listener.as_raw_fd(), sys::POLLIN)];
+        let listening = if self.accept_paused.is_some() { 0 } else { sys::POLLIN };
+        let mut fds = vec![PollFd::new(self.listener.as_raw_fd(), listening)];
         for conn in &self.conns {
             let events = match conn.phase {
                 Phase::Reading => sys::POLLIN,
@@ -120,7 +130,8 @@ impl Web {
     }
 
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.conns.iter().filter(|c| !matches!(c.phase, Phase::Events)).map(|c| c.deadline).min()
+        let conns = self.conns.iter().filter(|c| !matches!(c.phase, Phase::Events)).map(|c| c.deadline);
+        conns.chain(self.accept_paused).min()
     }
 
     fn auth(&self, request: &http::Request) -> Auth {
@@ -195,8 +206,24 @@ impl Daemon {
     /// descriptors `ready` says are ready (in `poll_fds` order).
     pub(super) fn serve_web(&mut self, ready: &[bool], now: Instant) {
         let Some(mut web) = self.web.take() else { return };
-        if ready.first().copied().unwrap_or(false) {
-            while let Ok((stream, _)) = web.listener.accept() {
+        let resume = web.accept_paused.is_some_and(|until| until <= now);
+        if ready.first().copied().unwrap_or(false) || resume {
+            web.accept_paused = None;
+            loop {
+                let stream = match web.listener.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // Out of descriptors: the listener stays readable, so
+                        // stop polling it for a second instead of spinning.
+                        if !resume {
+                            self.log.warning(format_args!("web: accept: {}; pausing for 1s", msg::io_error(&e)));
+                        }
+                        web.accept_paused = Some(now + Duration::from_secs(1));
+                        break;
+                    }
+                };
                 if stream.set_nonblocking(true).is_err() {
                     continue;
                 }
