@@ -467,7 +467,9 @@ impl Checker<'_> {
             }
             let span = table.get_key_value(key).and_then(|(k, _)| k.span());
             let hint = nearest(key, known).map(|k| format!(" (did you mean \"{k}\"?)")).unwrap_or_default();
-            self.report(span, format!("{context}unknown key \"{key}\"{hint}"));
+            // {:?} quotes and escapes: a quoted TOML key may hold a newline,
+            // and every message must stay one line.
+            self.report(span, format!("{context}unknown key {key:?}{hint}"));
         }
     }
 
@@ -570,7 +572,7 @@ impl Checker<'_> {
     fn service(&mut self, table: &dyn TableLike, span: Option<std::ops::Range<usize>>) -> Option<(ServiceDef, Spans)> {
         let name = self.string(table, "name", "[[processes]] ");
         let cx = match &name {
-            Some(name) => format!("[[processes]] \"{name}\": "),
+            Some(name) => format!("[[processes]] {name:?}: "),
             None => "[[processes]] ".to_string(),
         };
         let name_span = table.get_key_value("name").and_then(|(_, v)| v.span()).or_else(|| span.clone());
@@ -933,7 +935,7 @@ impl Checker<'_> {
                         .unwrap_or_default();
                     self.report(
                         span.clone(),
-                        format!("[[processes]] \"{}\": depends_on: unknown process \"{dep}\"{hint}", def.name),
+                        format!("[[processes]] {:?}: depends_on: unknown process {dep:?}{hint}", def.name),
                     );
                 }
             }
@@ -1049,10 +1051,7 @@ impl Checker<'_> {
                 let key_span = limits.get_key_value(name).and_then(|(k, _)| k.span());
                 self.report(
                     key_span,
-                    format!(
-                        "{cx}limits: unknown limit \"{name}\"{hint}; known: {}",
-                        crate::sys::LIMIT_NAMES.join(", ")
-                    ),
+                    format!("{cx}limits: unknown limit {name:?}{hint}; known: {}", crate::sys::LIMIT_NAMES.join(", ")),
                 );
                 continue;
             };

@@ -198,10 +198,17 @@ impl Client {
             Ok(lines) => (lines, "ok".to_string()),
             Err((lines, message)) => (lines, format!("err {}", message.replace('\n', " "))),
         };
-        for line in lines.iter().chain(std::iter::once(&last)) {
-            self.output.extend_from_slice(line.as_bytes());
+        for line in &lines {
+            // A payload line must never read as the final line: every
+            // message is one line by construction, and this is the guard.
+            if line == "ok" || line.starts_with("err ") {
+                self.output.push(b' ');
+            }
+            self.output.extend_from_slice(line.replace('\n', " ").as_bytes());
             self.output.push(b'\n');
         }
+        self.output.extend_from_slice(last.as_bytes());
+        self.output.push(b'\n');
         self.phase = Phase::Writing;
         self.deadline = now + REPLY_TIMEOUT;
     }

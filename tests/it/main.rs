@@ -13,6 +13,8 @@ mod daemon_process;
 mod daemonize;
 mod dependencies;
 mod environment;
+mod faults;
+mod fuzz_regressions;
 mod init_scripts;
 mod lifecycle;
 mod policy;
