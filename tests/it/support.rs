@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use nanoserde::DeJson;
 
-/// The binary under test.
+/// The binary under test: MI7_BIN when set (a cross-built binary, run under
+/// qemu through binfmt_misc by `cargo xtask test --target`), else cargo's.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mi7soft-daemon"))
+    std::env::var_os("MI7_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mi7soft-daemon")), PathBuf::from)
 }
 
 /// A deadline of `secs` seconds, stretched by MI7_TIME_SCALE.

@@ -4,20 +4,51 @@
 //!
 //! Tasks:
 //! - `test`: the one test command of README.md and CI: formatting, clippy
-//!   with warnings denied, and every test of the workspace.
+//!   with warnings denied, and every test of the workspace. With `--target
+//!   TRIPLE` or `--all-targets`: the integration tests against cross-built
+//!   binaries under qemu (`qemu`).
+//! - `dist`: static, size-optimised release binaries for the targets of
+//!   cross/targets.rs, the one table of cross targets.
+//! - `web`: builds the web UI into web/dist/ (committed, embedded in the
+//!   binary) and stamps it with the hash of its sources.
+//! - `bench`: restart latency, idle cost, memory, control and size, measured
+//!   here, and with `--peers` beside runit, s6 and supervisord.
 
+mod args;
+mod bench;
+mod dist;
+mod fuzz;
+mod qemu;
+mod soak;
+#[path = "../../cross/targets.rs"]
+mod targets;
 mod test;
 #[cfg(test)]
 mod tidy;
+mod web;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
+        Some("dist") => dist::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("web") => web::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("usage: cargo xtask test    formatting, clippy -D warnings, all tests");
+            println!("       cargo xtask test --target TRIPLE... | --all-targets");
+            println!("                         the integration tests against dist's binaries, under qemu");
+            println!("       cargo xtask dist [--target TRIPLE]...");
+            println!("                         static release binaries in target/dist/ (default: every target");
+            println!("                         of cross/targets.rs), checked under qemu and against the size budget");
+            println!("       cargo xtask web     build web/ into web/dist/ with pnpm and stamp web/dist/SOURCE_HASH");
+            println!("       cargo xtask bench [--smoke] [--peers] [--idle-secs N] [--rounds N] [--keep]");
+            println!("                         latency, idle cost, memory, control, size -> target/bench/");
             Ok(())
         }
         Some(other) => Err(format!("unknown task {other:?} (try 'cargo xtask help')")),
@@ -29,6 +60,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The workspace root, where cargo runs.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// The cargo that ran us.

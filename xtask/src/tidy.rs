@@ -21,7 +21,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn sources() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for dir in ["src", "tests", "xtask/src"] {
+    for dir in ["src", "tests", "xtask/src", "cross"] {
         rust_files(&root().join(dir), &mut files);
     }
     files
