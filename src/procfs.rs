@@ -2,7 +2,7 @@
 //! exact process), process groups and sessions, and the service marker in a
 //! process's environment.
 //!
-//! Everything here reads files; nothing needs `unsafe`. The whole-/proc
+//! Everything here reads files, with no libc call. The whole-/proc
 //! scans are only made at daemon start (finding services a crashed daemon
 //! had no time to record) and while a process group drains, never in an
 //! idle daemon.
