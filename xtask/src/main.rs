@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         Some("soak") => soak::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             println!("usage: cargo xtask test    formatting, clippy -D warnings, all tests");
-            println!("       cargo xtask test --target TRIPLE... | --all-targets");
+            println!("       cargo xtask test --target TRIPLE... | --all-targets | --ci");
             println!("                         the integration tests against dist's binaries, under qemu");
             println!("       cargo xtask dist [--target TRIPLE]...");
             println!("                         static release binaries in target/dist/ (default: every target");
