@@ -72,30 +72,11 @@ fn evidence(dir: &TestDir) -> String {
     format!("{}---\n{}", dir.read("d.state"), lines[lines.len().saturating_sub(12)..].join("\n"))
 }
 
-/// Checks the state file's shape: the version line, then comments or
-/// records of 7 fields, no instance twice. A missing file is fine (a daemon
-/// killed before its first write). Returns each record's fields.
+/// Checks the state file's shape (see `parse_state`). A missing file is
+/// fine (a daemon killed before its first write).
 fn state_records(dir: &TestDir) -> Result<Vec<Vec<String>>, String> {
     let Ok(text) = fs::read_to_string(dir.join("d.state")) else { return Ok(Vec::new()) };
-    let mut lines = text.lines();
-    if lines.next() != Some("mi7soft-daemon state 1") {
-        return Err(format!("bad first line in {text:?}"));
-    }
-    if !text.ends_with('\n') {
-        return Err(format!("no newline at the end of {text:?}"));
-    }
-    let mut records: Vec<Vec<String>> = Vec::new();
-    for line in lines.filter(|l| !l.starts_with('#')) {
-        let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-        if fields.len() != 7 {
-            return Err(format!("line {line:?} has {} fields in {text:?}", fields.len()));
-        }
-        if records.iter().any(|r| r[..2] == fields[..2]) {
-            return Err(format!("{} {} recorded twice in {text:?}", fields[0], fields[1]));
-        }
-        records.push(fields);
-    }
-    Ok(records)
+    parse_state(&text)
 }
 
 #[test]

@@ -69,30 +69,6 @@ fn n_fds(pid: i32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
 }
 
-/// Checks a state file's text: the version line, a newline at the end, and
-/// records of 7 fields. Returns the records.
-fn parse_state(text: &str) -> Result<Vec<Vec<String>>, String> {
-    let mut lines = text.lines();
-    if lines.next() != Some("mi7soft-daemon state 1") {
-        return Err(format!("bad first line in {text:?}"));
-    }
-    if !text.ends_with('\n') {
-        return Err(format!("no newline at the end of {text:?}"));
-    }
-    let mut records: Vec<Vec<String>> = Vec::new();
-    for line in lines.filter(|l| !l.starts_with('#')) {
-        let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-        if fields.len() != 7 {
-            return Err(format!("line {line:?} has {} fields in {text:?}", fields.len()));
-        }
-        if records.iter().any(|r| r[..2] == fields[..2]) {
-            return Err(format!("{} {} recorded twice in {text:?}", fields[0], fields[1]));
-        }
-        records.push(fields);
-    }
-    Ok(records)
-}
-
 /// Fills the file system holding `path` by appending to it until ENOSPC:
 /// 4 KiB blocks, then single bytes for what is left.
 fn fill(path: &Path) {

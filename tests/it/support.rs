@@ -397,3 +397,28 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Checks a state file's text: the version line, a newline at the end, and
+/// comments or records of 7 fields, no instance twice. Returns each
+/// record's fields.
+pub fn parse_state(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some("mi7soft-daemon state 1") {
+        return Err(format!("bad first line in {text:?}"));
+    }
+    if !text.ends_with('\n') {
+        return Err(format!("no newline at the end of {text:?}"));
+    }
+    let mut records: Vec<Vec<String>> = Vec::new();
+    for line in lines.filter(|l| !l.starts_with('#')) {
+        let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        if fields.len() != 7 {
+            return Err(format!("line {line:?} has {} fields in {text:?}", fields.len()));
+        }
+        if records.iter().any(|r| r[..2] == fields[..2]) {
+            return Err(format!("{} {} recorded twice in {text:?}", fields[0], fields[1]));
+        }
+        records.push(fields);
+    }
+    Ok(records)
+}
