@@ -919,17 +919,7 @@ impl Scratch {
                done\n\
              done\n\
              [ -e \"$2/keep\" ] || rm -rf \"$2\"\n";
-        let spawned = Command::new("setsid")
-            .args(["sh", "-c", script, "sh"])
-            .arg(std::process::id().to_string())
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        if let Err(e) = spawned {
-            eprintln!("xtask: bench: warning: no watchdog (setsid: {e}): an interrupted bench may leave processes");
-        }
+        crate::spawn_watchdog("bench", script, &dir);
         if keep {
             let _ = fs::write(dir.join("keep"), "");
         }

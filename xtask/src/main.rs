@@ -72,6 +72,23 @@ pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// Starts `script` (sh, given `$1` = our pid and `$2` = `dir`) in its own
+/// session: a watchdog that cleans up after `task` should xtask itself be
+/// killed. A failure to start it is a warning, not an error.
+pub fn spawn_watchdog(task: &str, script: &str, dir: &std::path::Path) {
+    let spawned = Command::new("setsid")
+        .args(["sh", "-c", script, "sh"])
+        .arg(std::process::id().to_string())
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!("xtask: {task}: warning: no watchdog (setsid: {e}): an interrupted {task} may leave processes");
+    }
+}
+
 /// Runs a command, echoing it first; fails when it fails.
 pub fn step(what: &str, mut command: Command) -> Result<(), String> {
     eprintln!("xtask: {what}");

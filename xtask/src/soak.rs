@@ -698,17 +698,7 @@ impl Scratch {
                  fi\n\
                done\n\
              done\n";
-        let spawned = Command::new("setsid")
-            .args(["sh", "-c", script, "sh"])
-            .arg(std::process::id().to_string())
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        if let Err(e) = spawned {
-            eprintln!("xtask: soak: warning: no watchdog (setsid: {e}): an interrupted soak may leave processes");
-        }
+        crate::spawn_watchdog("soak", script, &dir);
         Ok(Scratch { dir, keep: AtomicBool::new(false) })
     }
 
