@@ -20,6 +20,7 @@ pub const MARKER: &str = "MI7SOFT_SERVICE";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
     pub state: char,
+    pub ppid: Pid,
     pub pgid: Pid,
     pub sid: Pid,
     /// Field 22: clock ticks after boot.
@@ -34,6 +35,7 @@ pub fn stat(pid: Pid) -> Option<Stat> {
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     Some(Stat {
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(4 - 3)?.parse().ok()?,
         pgid: fields.get(5 - 3)?.parse().ok()?,
         sid: fields.get(6 - 3)?.parse().ok()?,
         starttime: fields.get(22 - 3)?.parse().ok()?,
@@ -42,6 +44,13 @@ pub fn stat(pid: Pid) -> Option<Stat> {
 
 fn is_dead(state: char) -> bool {
     matches!(state, 'Z' | 'X' | 'x')
+}
+
+impl Stat {
+    /// Not a zombie.
+    pub fn is_alive(&self) -> bool {
+        !is_dead(self.state)
+    }
 }
 
 /// The start time of a live process; `None` when there is no such process
@@ -60,6 +69,28 @@ fn pids() -> impl Iterator<Item = Pid> {
     fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
 }
 
+/// Whether two processes belong to one service: the same process group,
+/// or one descends from the other (a worker that left for a session of its
+/// own, or a process that MAINPID= named).
+pub fn related(a: Pid, b: Pid) -> bool {
+    let (Some(sa), Some(sb)) = (stat(a), stat(b)) else { return false };
+    sa.pgid == sb.pgid || descends(a, b) || descends(b, a)
+}
+
+/// Whether `ancestor` is among the parents of `pid`.
+fn descends(mut pid: Pid, ancestor: Pid) -> bool {
+    // A chain of parents is short; the bound only guards against a loop
+    // seen while pids are reused.
+    for _ in 0..64 {
+        match stat(pid) {
+            Some(s) if s.ppid == ancestor => return true,
+            Some(s) if s.ppid > 1 => pid = s.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// Whether a live (not zombie) process is left in process group `pgid`.
 /// `kill(-pgid, 0)` answers the common case at once, but it counts zombies,
 /// which a slow init may leave for seconds (or forever, in a container
@@ -71,14 +102,24 @@ pub fn group_alive(pgid: Pid) -> bool {
     pids().any(|pid| stat(pid).is_some_and(|s| s.pgid == pgid && !is_dead(s.state)))
 }
 
-/// The supplementary groups of a process (the `Groups:` line of its status).
-pub fn supplementary_groups(pid: Pid) -> Vec<u32> {
+/// The numbers on one line of a process's status file (`Groups:`, `Uid:`).
+fn status_numbers(pid: Pid, key: &str) -> Vec<u32> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|groups| groups.split_ascii_whitespace().filter_map(|g| g.parse().ok()).collect())
+        .find_map(|l| l.strip_prefix(key))
+        .map(|numbers| numbers.split_ascii_whitespace().filter_map(|g| g.parse().ok()).collect())
         .unwrap_or_default()
+}
+
+/// The supplementary groups of a process.
+pub fn supplementary_groups(pid: Pid) -> Vec<u32> {
+    status_numbers(pid, "Groups:")
+}
+
+/// The real user id of a process.
+pub fn uid(pid: Pid) -> Option<u32> {
+    status_numbers(pid, "Uid:").first().copied()
 }
 
 /// Whether process `pid` carries exactly this marker: adoption trusts a
@@ -107,29 +148,28 @@ pub fn marker(state: &str, name: &str, instance: u32) -> String {
 /// service inherits the marker but is no session leader, so only the
 /// services themselves are found.
 pub fn marked(state: &str) -> Vec<Marked> {
-    let needle = format!("{MARKER}=");
     let mut found = Vec::new();
     for pid in pids() {
         let Some(stat) = stat(pid) else { continue };
         if stat.sid != pid || stat.pgid != pid || is_dead(stat.state) {
             continue;
         }
-        let Ok(environ) = fs::read(format!("/proc/{pid}/environ")) else { continue };
-        for entry in environ.split(|&b| b == 0) {
-            let Some(value) = entry.strip_prefix(needle.as_bytes()) else { continue };
-            let Ok(value) = std::str::from_utf8(value) else { break };
-            let mut parts = value.splitn(3, ':');
-            if let (Some(name), Some(Ok(instance)), Some(owner)) =
-                (parts.next(), parts.next().map(str::parse::<u32>), parts.next())
-            {
-                if owner == state {
-                    found.push(Marked { pid, name: name.to_string(), instance, starttime: stat.starttime });
-                }
-            }
-            break;
+        if let Some((name, instance)) = marker_of(pid, state) {
+            found.push(Marked { pid, name, instance, starttime: stat.starttime });
         }
     }
     found
+}
+
+/// The instance (name, number) whose marker of the daemon with state file
+/// `state` process `pid` carries.
+pub fn marker_of(pid: Pid, state: &str) -> Option<(String, u32)> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let needle = format!("{MARKER}=");
+    let value = environ.split(|&b| b == 0).find_map(|entry| entry.strip_prefix(needle.as_bytes()))?;
+    let mut parts = std::str::from_utf8(value).ok()?.splitn(3, ':');
+    let (name, instance, owner) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
+    (owner == state).then(|| (name.to_string(), instance))
 }
 
 #[cfg(test)]

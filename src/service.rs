@@ -136,6 +136,9 @@ pub enum Event {
     Ping,
     /// Health checks failed; the text says how.
     Unhealthy(String),
+    /// The service named another process as its main one (`MAINPID=`),
+    /// already checked to be its own; `group` is that process's group.
+    MainPid { pid: Pid, group: Pid },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +155,10 @@ pub struct Service {
     pub name: String,
     pub instance: u32,
     pub state: State,
+    /// The process group that signals go to while a process is up: the
+    /// main process's own at spawn (it runs in its own session), that of
+    /// the process `MAINPID=` named after that.
+    pub group: Pid,
     pub want: Want,
     pub deadline: Option<Instant>,
     pub policy: Policy,
@@ -177,6 +184,7 @@ impl Service {
             name: name.to_string(),
             instance,
             state: State::Stopped,
+            group: 0,
             want: Want::Down,
             deadline: None,
             policy,
@@ -192,10 +200,18 @@ impl Service {
 
     /// An instance found running from an earlier daemon's state file: up
     /// (and ready: it was running long before), wanted up, with its old
-    /// pid, start and restart count.
-    pub fn adopted(name: &str, instance: u32, policy: Policy, pid: Pid, since: Instant, n_restarts: u32) -> Service {
+    /// pid, process group, start and restart count.
+    pub fn adopted(
+        name: &str,
+        instance: u32,
+        policy: Policy,
+        (pid, group): (Pid, Pid),
+        since: Instant,
+        n_restarts: u32,
+    ) -> Service {
         let mut service = Service::new(name, instance, policy);
         service.state = State::Running { pid, since, ready: true };
+        service.group = group;
         service.want = Want::Up;
         service.n_restarts = n_restarts;
         service.n_spawns = 1;
@@ -234,7 +250,7 @@ impl Service {
                 self.want = Want::Down;
                 self.failure = None;
                 self.state = Stopping { pid, since };
-                self.signal_stop(pid, now)
+                self.signal_stop(now)
             }
             (Draining { pgid, since, exit, .. }, Event::Stop) => {
                 self.want = Want::Down;
@@ -266,6 +282,7 @@ impl Service {
                 };
                 let ready = self.policy.ready == Ready::Uptime && wait.is_zero();
                 self.state = Running { pid, since: now, ready };
+                self.group = pid;
                 self.deadline = (!ready).then(|| now + wait);
                 if self.want == Want::Down {
                     // A stop arrived while the spawn was in flight.
@@ -307,24 +324,24 @@ impl Service {
             }
             (Running { pid, since, .. }, Event::Unhealthy(reason)) => self.fail(pid, since, reason, now),
 
-            (Running { pid, since, .. }, Event::Exited { status, group_alive: true }) => {
+            (Running { since, .. }, Event::Exited { status, group_alive: true }) => {
                 // The main process died but left workers behind: they must
                 // go before anything starts again.
                 self.last_exit = Some(status.to_string());
-                self.state = Draining { pgid: pid, since, exit: status, requested: false };
-                self.signal_stop(pid, now)
+                self.state = Draining { pgid: self.group, since, exit: status, requested: false };
+                self.signal_stop(now)
             }
             (Running { since, .. }, Event::Exited { status, group_alive: false }) => {
                 self.deadline = None;
                 self.after_exit(status, since, now)
             }
-            (Stopping { pid, since }, Event::Exited { status, group_alive: true }) => {
+            (Stopping { since, .. }, Event::Exited { status, group_alive: true }) => {
                 self.last_exit = Some(status.to_string());
                 // The stop signal already went to the group; keep the stop
                 // deadline, or KILL at once if it already passed.
                 self.deadline = Some(self.deadline.unwrap_or(now));
                 let requested = self.failure.is_none();
-                self.state = Draining { pgid: pid, since, exit: status, requested };
+                self.state = Draining { pgid: self.group, since, exit: status, requested };
                 vec![]
             }
             (Stopping { since, .. }, Event::Exited { status, group_alive: false }) => {
@@ -341,11 +358,30 @@ impl Service {
                 if requested { self.after_requested_stop(now) } else { self.after_exit(exit, since, now) }
             }
 
-            (Stopping { pid, .. } | Draining { pgid: pid, .. }, Event::Deadline) => {
+            (Stopping { .. } | Draining { .. }, Event::Deadline) => {
                 // It ignored the stop signal. KILL cannot be ignored; the
                 // exit (or the group's end) arrives as usual.
                 self.deadline = None;
-                vec![Action::Signal(pid, libc::SIGKILL)]
+                vec![Action::Signal(self.group, libc::SIGKILL)]
+            }
+
+            (Running { since, ready, .. }, Event::MainPid { pid, group }) => {
+                self.state = Running { pid, since, ready };
+                self.group = group;
+                vec![]
+            }
+            (Stopping { since, .. }, Event::MainPid { pid, group }) => {
+                self.state = Stopping { pid, since };
+                if group == self.group {
+                    return vec![];
+                }
+                // The stop signal went to the old group; the new one gets
+                // it too, under the same deadline.
+                self.group = group;
+                let deadline = self.deadline;
+                let actions = self.signal_stop(now);
+                self.deadline = deadline;
+                actions
             }
             (Backoff, Event::Deadline) => {
                 self.deadline = None;
@@ -370,7 +406,10 @@ impl Service {
             | (
                 Stopped | Waiting | Spawning | Stopping { .. } | Draining { .. } | Backoff | Exited | Fatal,
                 Event::Ready | Event::Ping | Event::Unhealthy(_),
-            ) => vec![],
+            )
+            | (Stopped | Waiting | Spawning | Draining { .. } | Backoff | Exited | Fatal, Event::MainPid { .. }) => {
+                vec![]
+            }
         }
     }
 
@@ -382,12 +421,13 @@ impl Service {
     fn fail(&mut self, pid: Pid, since: Instant, reason: String, now: Instant) -> Vec<Action> {
         self.failure = Some(reason);
         self.state = State::Stopping { pid, since };
-        self.signal_stop(pid, now)
+        self.signal_stop(now)
     }
 
     /// The stop signal (and SIGCONT, so a stopped process can act on it) to
     /// the group, with the stop timeout as the deadline for SIGKILL.
-    fn signal_stop(&mut self, pgid: Pid, now: Instant) -> Vec<Action> {
+    fn signal_stop(&mut self, now: Instant) -> Vec<Action> {
+        let pgid = self.group;
         self.deadline = Some(now + self.policy.stop_timeout);
         let mut actions = vec![Action::Signal(pgid, self.policy.stop_signal)];
         if self.policy.stop_signal != libc::SIGKILL && self.policy.stop_signal != libc::SIGCONT {
@@ -671,6 +711,29 @@ mod tests {
         let timeout = s.deadline.unwrap();
         assert_eq!(s.step(Event::Deadline, timeout), vec![Action::Signal(42, libc::SIGKILL)]);
         assert_eq!(s.step(Event::GroupGone, timeout), vec![]);
+        assert_eq!(s.state, State::Stopped);
+    }
+
+    #[test]
+    fn mainpid_moves_the_watched_process_and_the_signalled_group() {
+        let now = Instant::now();
+        let mut s = running(now);
+        let term = |group| vec![Action::Signal(group, libc::SIGTERM), Action::Signal(group, libc::SIGCONT)];
+        assert_eq!(s.step(Event::MainPid { pid: 77, group: 42 }, now), vec![]);
+        assert_eq!(s.state.main_pid(), Some(77));
+        assert_eq!(s.step(Event::Stop, now), term(42));
+        let timeout = s.deadline.unwrap();
+        // Named while stopping, in a group of its own: that group is told
+        // too, under the same deadline.
+        assert_eq!(s.step(Event::MainPid { pid: 88, group: 88 }, now + SECOND), term(88));
+        assert_eq!(s.deadline, Some(timeout));
+        let drained = Event::Exited { status: ExitStatus::Signal(15), group_alive: true };
+        assert_eq!(s.step(drained, now), vec![]);
+        assert!(matches!(s.state, State::Draining { pgid: 88, .. }));
+        assert_eq!(s.step(Event::Deadline, timeout), vec![Action::Signal(88, libc::SIGKILL)]);
+        // Not up: nothing to hand over.
+        assert_eq!(s.step(Event::GroupGone, timeout), vec![]);
+        assert_eq!(s.step(Event::MainPid { pid: 99, group: 99 }, timeout), vec![]);
         assert_eq!(s.state, State::Stopped);
     }
 

@@ -926,9 +926,16 @@ pub fn set_passcred(fd: RawFd) -> io::Result<()> {
     .map(drop)
 }
 
-/// Receives one datagram and the pid of its sender (SCM_CREDENTIALS, with
-/// SO_PASSCRED set); `Ok(None)` when nothing is waiting.
-pub fn recv_with_pid(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Option<Pid>)>> {
+/// Who sent a datagram, as the kernel says (SCM_CREDENTIALS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sender {
+    pub pid: Pid,
+    pub uid: u32,
+}
+
+/// Receives one datagram and its sender (SCM_CREDENTIALS, with SO_PASSCRED
+/// set); `Ok(None)` when nothing is waiting.
+pub fn recv_with_sender(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Option<Sender>)>> {
     let space = creds_cmsg_space();
     let mut control = vec![0u8; space];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
@@ -945,12 +952,12 @@ pub fn recv_with_pid(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Opt
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
         }
-        let mut pid = None;
+        let mut sender = None;
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS {
                 let cred = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::ucred>());
-                pid = Some(cred.pid);
+                sender = Some(Sender { pid: cred.pid, uid: cred.uid });
             } else if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 // Descriptors nobody asked for: close them.
                 let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
@@ -961,7 +968,7 @@ pub fn recv_with_pid(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Opt
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
-        Ok(Some((n as usize, pid)))
+        Ok(Some((n as usize, sender)))
     }
 }
 

@@ -59,8 +59,17 @@ impl Daemon {
                 .map_or(Duration::ZERO, |secs| Duration::from_secs_f64(secs.max(0.0)));
             let since = now.checked_sub(uptime).unwrap_or(now);
             let mut slot = Slot::new(Rc::new(def.clone()), record.instance);
-            slot.service =
-                Service::adopted(&def.name, record.instance, def.policy.clone(), record.pid, since, record.restarts);
+            // The group signals go to: the process's own, or the one it was
+            // in when a MAINPID= named it.
+            let group = procfs::stat(record.pid).map_or(record.pid, |s| s.pgid);
+            slot.service = Service::adopted(
+                &def.name,
+                record.instance,
+                def.policy.clone(),
+                (record.pid, group),
+                since,
+                record.restarts,
+            );
             slot.starttime = record.starttime;
             slot.started_at = record.started_at;
             slot.watch = self.watch(record.pid);
@@ -130,6 +139,12 @@ impl Daemon {
                     continue;
                 }
                 let recorded_alive = self.is_ours(record);
+                if recorded_alive && procfs::related(record.pid, found.pid) {
+                    // One run of the service: a worker that made a session
+                    // of its own inherits the marker, and so does a process
+                    // MAINPID= named; neither is a second copy.
+                    continue;
+                }
                 if recorded_alive && record.starttime >= found.starttime {
                     self.stop_duplicate(&label, found.pid);
                     continue;
@@ -203,7 +218,25 @@ impl Daemon {
 
     /// An adopted process ended (its pidfd turned readable, or a check found
     /// it gone): feed the exit to its state machine.
+    /// Only a watched process that is really gone counts: a pidfd's
+    /// readiness may be stale by the time it is read (the slot was reaped
+    /// and started again in the same pass, or a reload moved slots), and a
+    /// child of the daemon (a MAINPID= process it inherited as subreaper)
+    /// is left to waitpid, which knows its exit status.
     pub(super) fn adopted_ended(&mut self, index: usize, now: Instant) {
+        let slot = &self.slots[index];
+        if matches!(slot.watch, Watch::Child) {
+            return;
+        }
+        if let Some(stat) = slot.service.state.main_pid().and_then(procfs::stat) {
+            let ours = stat.ppid == std::process::id() as sys::Pid;
+            if stat.starttime == slot.starttime && (stat.is_alive() || ours) {
+                if ours {
+                    self.slots[index].watch = Watch::Child;
+                }
+                return;
+            }
+        }
         self.slots[index].watch = Watch::Child;
         self.ended(index, ExitStatus::Unknown, now);
     }

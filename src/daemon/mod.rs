@@ -366,13 +366,15 @@ impl Daemon {
                     self.on_signal(signal, now);
                 }
             }
+            // Notifications before exits: a process that says MAINPID=
+            // and then exits has handed its service over, not ended it.
+            if fds.get(notify_at).is_some_and(PollFd::ready) {
+                self.read_notify(now);
+            }
             self.reap(now);
             // Output first, so lines written just before an exit are
             // logged before the exit is.
             let readable: Vec<usize> = (0..self.pipes.len()).filter(|&i| fds[first_pipe + i].ready()).collect();
-            if fds.get(notify_at).is_some_and(PollFd::ready) {
-                self.read_notify(now);
-            }
             let mut check_ready = vec![false; self.checks.len()];
             for (n, &i) in check_slots.iter().enumerate() {
                 check_ready[i] = fds[first_check + n].ready();
@@ -721,7 +723,8 @@ impl Daemon {
     /// whether the rest of its process group lives on, and log the outcome.
     fn ended(&mut self, index: usize, status: ExitStatus, now: Instant) {
         let Some(pid) = self.slots[index].service.state.main_pid() else { return };
-        let group_alive = procfs::group_alive(pid);
+        let group = self.slots[index].service.group;
+        let group_alive = procfs::group_alive(group);
         let label = label(&self.slots[index].service);
         let name = self.slots[index].service.name.clone();
         self.finish_output(&name);
@@ -742,7 +745,7 @@ impl Daemon {
                 Restart::Never => "not restarted (restart = \"never\")".to_string(),
                 Restart::OnFailure | Restart::Always => "not restarted (a successful exit)".to_string(),
             },
-            State::Draining { .. } => format!("waiting for the rest of process group {pid} to end"),
+            State::Draining { .. } => format!("waiting for the rest of process group {group} to end"),
             // Restarted (the spawn logged it) or stopped on request.
             State::Stopped | State::Waiting | State::Spawning | State::Running { .. } | State::Stopping { .. } => {
                 return;
@@ -766,10 +769,11 @@ impl Daemon {
         for index in 0..self.slots.len() {
             if self.slots[index].service.deadline.is_some_and(|d| d <= now) {
                 let service = &self.slots[index].service;
-                if let State::Stopping { pid, .. } | State::Draining { pgid: pid, .. } = service.state {
+                if let State::Stopping { .. } | State::Draining { .. } = service.state {
                     self.log.warning(format_args!(
-                        "{}: process group {pid} did not stop within {}s; sending KILL",
+                        "{}: process group {} did not stop within {}s; sending KILL",
                         label(service),
+                        service.group,
                         service.policy.stop_timeout.as_secs_f64()
                     ));
                 }

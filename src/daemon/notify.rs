@@ -3,10 +3,19 @@
 //! unchanged, through `NOTIFY_SOCKET`.
 //!
 //! One datagram socket serves every service. The kernel attaches the
-//! sender's pid to each message (SO_PASSCRED), and a message counts only
-//! when that pid is a service's main process or a member of its process
-//! group; anything else is dropped, so one service cannot speak for
-//! another.
+//! sender's pid and uid to each message (SO_PASSCRED), and a message counts
+//! only when that pid is a service's main process, a member of its process
+//! group, or a process that carries its marker and runs as its user;
+//! anything else is dropped, so one service cannot speak for another.
+//!
+//! `MAINPID=` hands the service over to another process (a daemon that
+//! forks and lets its parent exit). It is taken only when that process
+//! carries the instance's marker (so the service started it, and a later
+//! daemon can adopt it) and belongs to the sender's user, unless the sender
+//! is root. From then on that process is the one watched and recorded,
+//! and signals go to its process group; the old main process may exit
+//! without that counting as the service's end, provided the message is
+//! sent before it does.
 
 use std::os::unix::net::UnixDatagram;
 
@@ -45,7 +54,7 @@ impl Daemon {
         let mut buf = [0u8; 4096];
         loop {
             let Some(socket) = &self.notify else { return };
-            let (n, pid) = match sys::recv_with_pid(socket.as_raw_fd(), &mut buf) {
+            let (n, sender) = match sys::recv_with_sender(socket.as_raw_fd(), &mut buf) {
                 Ok(Some(got)) => got,
                 Ok(None) => return,
                 Err(e) => {
@@ -53,7 +62,7 @@ impl Daemon {
                     return;
                 }
             };
-            let Some(index) = pid.and_then(|pid| self.slot_of(pid)) else { continue };
+            let Some((index, sender)) = sender.and_then(|s| Some((self.slot_of(s)?, s))) else { continue };
             for (key, value) in crate::sdnotify::parse(&buf[..n]) {
                 let value = value.as_str();
                 let label = label(&self.slots[index].service);
@@ -67,23 +76,68 @@ impl Daemon {
                     "WATCHDOG" if value == "1" => self.dispatch(index, Event::Ping, now),
                     "STATUS" => self.slots[index].status_text = Some(value.chars().take(200).collect()),
                     "STOPPING" if value == "1" => self.log.info(format_args!("{label}: says it is stopping")),
-                    "MAINPID" => self.log.warning(format_args!(
-                        "{label}: MAINPID={value} ignored: the service's main process is the one the daemon started"
-                    )),
+                    "MAINPID" => {
+                        if let Err(why) = self.take_main_pid(index, sender, value, now) {
+                            self.log.warning(format_args!("{label}: MAINPID={value:?} ignored: {why}"));
+                        }
+                    }
                     _ => {}
                 }
             }
         }
     }
 
-    /// The instance a process belongs to: its main process, or a member of
-    /// its process group.
-    fn slot_of(&self, pid: sys::Pid) -> Option<usize> {
+    /// Makes `value` the instance's main process, if it may be (see the
+    /// module's documentation); the error says why not.
+    fn take_main_pid(&mut self, index: usize, sender: sys::Sender, value: &str, now: Instant) -> Result<(), String> {
+        let pid = value.parse::<sys::Pid>().ok().filter(|&pid| pid > 0).ok_or("not a process id")?;
+        let slot = &self.slots[index];
+        let Some(current) = slot.service.state.main_pid() else {
+            return Err("the service's main process has already ended".into());
+        };
+        if pid == current {
+            return Ok(());
+        }
+        let stat = procfs::stat(pid).filter(procfs::Stat::is_alive).ok_or("no such process")?;
+        let state_file = self.config.daemon.state_file.display().to_string();
+        let marker = procfs::marker(&state_file, &slot.service.name, slot.service.instance);
+        if !procfs::has_marker(pid, &marker) {
+            return Err(format!("process {pid} was not started by this service (no {}={marker})", procfs::MARKER));
+        }
+        if sender.uid != 0 && procfs::uid(pid) != Some(sender.uid) {
+            return Err(format!("process {pid} belongs to another user than the sender"));
+        }
+        self.log.info(format_args!(
+            "{}: main process is now pid {pid} (MAINPID= from pid {}; was {current})",
+            label(&slot.service),
+            sender.pid
+        ));
+        let watch = if stat.ppid == std::process::id() as sys::Pid { Watch::Child } else { self.watch(pid) };
+        let slot = &mut self.slots[index];
+        slot.watch = watch;
+        slot.starttime = stat.starttime;
+        self.dispatch(index, Event::MainPid { pid, group: stat.pgid }, now);
+        Ok(())
+    }
+
+    /// The instance a sender belongs to: its main process, a member of its
+    /// process group, or a process that carries its marker (a child that
+    /// made a session of its own) and runs as the same user as its main
+    /// process, or as root.
+    fn slot_of(&self, sender: sys::Sender) -> Option<usize> {
+        let pid = sender.pid;
         if let Some(index) = self.slots.iter().position(|s| s.service.state.pid() == Some(pid)) {
             return Some(index);
         }
         let pgid = procfs::stat(pid)?.pgid;
-        self.slots.iter().position(|s| s.service.state.pid() == Some(pgid))
+        if let Some(index) = self.slots.iter().position(|s| s.service.state.is_up() && s.service.group == pgid) {
+            return Some(index);
+        }
+        let state_file = self.config.daemon.state_file.display().to_string();
+        let (name, instance) = procfs::marker_of(pid, &state_file)?;
+        let index = self.slots.iter().position(|s| s.service.name == name && s.service.instance == instance)?;
+        let main = self.slots[index].service.state.main_pid()?;
+        (sender.uid == 0 || procfs::uid(main) == Some(sender.uid)).then_some(index)
     }
 }
 

@@ -486,3 +486,22 @@ fn a_subreaper_daemon_reaps_orphaned_grandchildren() {
     assert!(zombies.is_empty(), "zombie children of the daemon: {zombies:?}");
     assert!(daemon.is_up());
 }
+
+/// A worker that left for a session of its own carries the service's
+/// marker like a service does; a new daemon must not take it for a second
+/// copy of the service and stop one of them.
+#[test]
+fn a_worker_in_a_session_of_its_own_is_no_second_copy() {
+    let dir = TestDir::new("ad-setsid");
+    dir.config(&sh_service("svc", "setsid sleep 1001 & exec sleep 1000", ""));
+    let daemon = Daemon::start(&dir);
+    let pid = daemon.wait_running("svc", None);
+    wait_until(secs(5), "the worker runs", || dir.count("sleep 1001") == 1);
+    let worker = pids_of(&dir, "sleep 1001")[0];
+    drop(daemon);
+    let daemon = Daemon::start(&dir);
+    assert_eq!(daemon.wait_running("svc", None), pid);
+    holds_for(secs(1), "the service and its worker live on", || alive(pid) && alive(worker));
+    let log = daemon.log();
+    assert!(!log.contains("second copy"), "{log}");
+}

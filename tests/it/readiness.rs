@@ -304,3 +304,57 @@ fn a_tcp_health_check_against_a_closed_port_restarts_the_service() {
     assert!(!log.contains("good: health check failed"), "{log}");
     drop(open);
 }
+
+#[test]
+fn mainpid_hands_the_service_to_a_forked_process_that_outlives_its_parent() {
+    let dir = TestDir::new("rdy-mainpid");
+    dir.write("notify.py", NOTIFY_PY);
+    // The classic daemon: the main process forks a child into a session of
+    // its own and exits once the child has said it is the main process.
+    let script = "setsid sh -c 'echo $$ > child; python3 notify.py MAINPID=$$ READY=1; touch sent; exec sleep 1000' &
+        while [ ! -e sent ]; do sleep 0.05; done
+        exit 0";
+    dir.config(&sh_service("svc", script, "ready = \"notify\""));
+    let daemon = Daemon::start(&dir);
+    wait_until(secs(10), "the child has sent MAINPID=", || dir.join("sent").exists());
+    let child: i32 = dir.read("child").trim().parse().unwrap();
+    assert_eq!(daemon.wait_running("svc", None), child);
+    // The parent's exit is not the service's end: no restart, same pid.
+    holds_for(secs(1), "svc keeps running as the child", || {
+        let p = daemon.process("svc");
+        (p.state.as_str(), p.pid, p.restarts) == ("running", Some(child), 0)
+    });
+    let log = daemon.log();
+    assert!(log.contains(&format!("svc: main process is now pid {child}")), "{log}");
+    assert!(!log.contains("ended with"), "{log}");
+
+    // A new daemon adopts the child, as the state file now names it.
+    drop(daemon);
+    let daemon = Daemon::start(&dir);
+    assert_eq!(daemon.wait_running("svc", None), child);
+    assert_eq!(dir.count("sleep 1000"), 1, "{}", daemon.log());
+
+    // Stopping signals the child's own process group.
+    let out = daemon.cli(&["stop", "svc"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(secs(5), "the child is gone", || !alive(child));
+    assert_eq!(daemon.process("svc").state, "stopped");
+}
+
+#[test]
+fn mainpid_naming_a_process_the_service_did_not_start_is_refused() {
+    let dir = TestDir::new("rdy-mainpid-no");
+    dir.write("notify.py", NOTIFY_PY);
+    let script = "python3 notify.py MAINPID=1; python3 notify.py MAINPID=x READY=1; exec sleep 1000";
+    dir.config(&sh_service("svc", script, "ready = \"notify\""));
+    let daemon = Daemon::start(&dir);
+    let pid = daemon.wait_running("svc", None);
+    // Still the process the daemon started (READY=1 came before its exec).
+    wait_until(secs(5), "the service's own process runs sleep", || cmdline(pid).starts_with("sleep 1000"));
+    let log = daemon.log();
+    assert!(
+        log.contains("svc: MAINPID=\"1\" ignored: process 1 was not started by this service (no MI7SOFT_SERVICE="),
+        "{log}"
+    );
+    assert!(log.contains("svc: MAINPID=\"x\" ignored: not a process id"), "{log}");
+}
