@@ -26,7 +26,8 @@ impl Detached {
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
             let line = cmdline(pid);
-            if line.starts_with(&bin) && line.contains(&self.config) && alive(pid) {
+            // `contains`: under qemu (binfmt_misc) the interpreter comes first.
+            if line.contains(&bin) && line.contains(&self.config) && alive(pid) {
                 pids.push(pid);
             }
         }

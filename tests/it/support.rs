@@ -26,6 +26,13 @@ pub fn bin() -> PathBuf {
     std::env::var_os("MI7_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mi7soft-daemon")), PathBuf::from)
 }
 
+/// Whether the binary under test runs under qemu-user (`cargo xtask test
+/// --target` sets MI7_QEMU): the few tests that meet a limit of the
+/// emulation check what the daemon does about it instead.
+pub fn under_qemu() -> bool {
+    std::env::var_os("MI7_QEMU").is_some()
+}
+
 /// A deadline of `secs` seconds, stretched by MI7_TIME_SCALE.
 pub fn secs(secs: u64) -> Duration {
     let scale: f64 = std::env::var("MI7_TIME_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
