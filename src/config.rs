@@ -858,15 +858,13 @@ impl Checker<'_> {
         if item.as_table_like().is_none() {
             self.report(
                 item.span(),
-                format!(
-                    "{cx}ready: expected \"uptime\", \"notify\", {{ tcp = \"HOST:PORT\" }} or {{ command = [...] }}"
-                ),
+                format!("{cx}ready: expected \"uptime\", \"notify\", {{ tcp = \"IP:PORT\" }} or {{ command = [...] }}"),
             );
         }
         Ready::Uptime
     }
 
-    /// `{ tcp = "HOST:PORT" }` or `{ command = ["prog", "arg"] }`, plus the
+    /// `{ tcp = "IP:PORT" }` or `{ command = ["prog", "arg"] }`, plus the
     /// `extra` keys the caller reads itself.
     fn probe(
         &mut self,
@@ -880,15 +878,15 @@ impl Checker<'_> {
         self.unknown_keys(t, &known, cx);
         match (t.contains_key("tcp"), t.contains_key("command")) {
             (true, true) | (false, false) => {
-                self.report(span, format!("{cx}give exactly one of tcp = \"HOST:PORT\" or command = [...]"));
+                self.report(span, format!("{cx}give exactly one of tcp = \"IP:PORT\" or command = [...]"));
                 None
             }
             (true, false) => {
                 let address = self.string(t, "tcp", cx)?;
-                match std::net::ToSocketAddrs::to_socket_addrs(&address).ok().and_then(|mut a| a.next()) {
-                    Some(addr) => Some(Probe::Tcp(addr)),
-                    None => {
-                        self.report(value_span(t, "tcp"), format!("{cx}tcp: {address:?} is not HOST:PORT"));
+                match tcp_address(&address) {
+                    Ok(addr) => Some(Probe::Tcp(addr)),
+                    Err(why) => {
+                        self.report(value_span(t, "tcp"), format!("{cx}tcp: {address:?} {why}"));
                         None
                     }
                 }
@@ -1165,6 +1163,27 @@ impl Checker<'_> {
     }
 }
 
+/// The address of a `tcp` probe: an IP address and a port, or `localhost`
+/// and a port (127.0.0.1). Host names are not resolved: that would link
+/// the C library's DNS resolver (28 KiB, see "Binary size" in
+/// ARCHITECTURE.md) for a probe that is nearly always local, and make a
+/// config check depend on the network. The error completes a message
+/// about the text.
+fn tcp_address(text: &str) -> Result<std::net::SocketAddr, &'static str> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    if let Some(port) = text.strip_prefix("localhost:").and_then(|port| port.parse().ok()) {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err(match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            "names a host: give an IP address or localhost, such as \"127.0.0.1:5432\" (host names are not resolved)"
+        }
+        _ => "is not IP:PORT (such as \"127.0.0.1:5432\", \"[::1]:5432\" or \"localhost:5432\")",
+    })
+}
+
 fn value_span(table: &dyn TableLike, key: &str) -> Option<std::ops::Range<usize>> {
     table.get(key).and_then(Item::span)
 }
@@ -1278,6 +1297,32 @@ mod tests {
         assert_eq!(c.services[0].environment, vec![("B".into(), "2".into()), ("A".into(), "1".into())]);
         let p = problems("[[processes]]\nname = \"a\"\ncommand = \"x\"\nenvironment = { A = 1 }\n");
         assert!(p[0].contains("environment.A: expected a string, found integer"), "{p:?}");
+    }
+
+    #[test]
+    fn a_tcp_probe_takes_an_ip_address_or_localhost_but_no_host_name() {
+        let probe = |address: &str| {
+            let text = format!("[[processes]]\nname = \"a\"\ncommand = \"x\"\nready = {{ tcp = \"{address}\" }}\n");
+            match parse(&text, Path::new("/d.toml")) {
+                Ok(c) => Ok(c.services[0].policy.ready.clone()),
+                Err(p) => {
+                    Err(p.into_iter().map(|p| format!("{}:{}: {}", p.line, p.column, p.message)).collect::<Vec<_>>())
+                }
+            }
+        };
+        let tcp = |addr: &str| Ok(Ready::Probe(Probe::Tcp(addr.parse().unwrap())));
+        assert_eq!(probe("10.0.0.7:5432"), tcp("10.0.0.7:5432"));
+        assert_eq!(probe("[::1]:80"), tcp("[::1]:80"));
+        assert_eq!(probe("localhost:8080"), tcp("127.0.0.1:8080"));
+        let named = probe("db.example:5432").unwrap_err();
+        assert!(
+            named[0].starts_with("4:17: [[processes]] \"a\": ready: tcp: \"db.example:5432\" names a host"),
+            "{named:?}"
+        );
+        assert!(named[0].contains("host names are not resolved"), "{named:?}");
+        let bad = probe("127.0.0.1").unwrap_err();
+        assert!(bad[0].contains("\"127.0.0.1\" is not IP:PORT"), "{bad:?}");
+        assert!(probe("localhost:http").unwrap_err()[0].contains("is not IP:PORT"));
     }
 
     #[test]
