@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::msg;
 use toml_edit::{Document, Item, Table, TableLike, Value};
 
 /// The name of the config file looked up in the current directory.
@@ -598,8 +599,9 @@ impl Checker<'_> {
         let working_directory = self.path(table, "working_directory", &cx);
         let mut policy = self.policy(table, &cx);
         policy.ready = self.ready(table, &cx);
-        policy.ready_timeout = self.seconds(table, "ready_timeout", &cx, 0.001).unwrap_or(policy.ready_timeout);
-        policy.watchdog = self.seconds(table, "watchdog_sec", &cx, 0.001);
+        policy.ready_timeout =
+            self.seconds(table, "ready_timeout", &cx, Duration::from_millis(1)).unwrap_or(policy.ready_timeout);
+        policy.watchdog = self.seconds(table, "watchdog_sec", &cx, Duration::from_millis(1));
         let depends_on = self.strings(table, "depends_on", &cx).unwrap_or_default();
         let restart_dependents = self.boolean(table, "restart_dependents", &cx).unwrap_or(false);
         let health_check = self.health_check(table, &cx);
@@ -720,9 +722,11 @@ impl Checker<'_> {
                 }
                 None => default.success_exit_codes,
             };
-        let min_uptime = self.seconds(table, "min_uptime", cx, 0.0).unwrap_or(default.min_uptime);
-        let backoff_initial = self.seconds(table, "backoff_initial", cx, 0.001).unwrap_or(default.backoff_initial);
-        let mut backoff_max = self.seconds(table, "backoff_max", cx, 0.001).unwrap_or(default.backoff_max);
+        let min_uptime = self.seconds(table, "min_uptime", cx, Duration::ZERO).unwrap_or(default.min_uptime);
+        let backoff_initial =
+            self.seconds(table, "backoff_initial", cx, Duration::from_millis(1)).unwrap_or(default.backoff_initial);
+        let mut backoff_max =
+            self.seconds(table, "backoff_max", cx, Duration::from_millis(1)).unwrap_or(default.backoff_max);
         if backoff_max < backoff_initial {
             if table.contains_key("backoff_max") {
                 self.report(
@@ -735,8 +739,8 @@ impl Checker<'_> {
         let start_limit_burst =
             self.integer(table, "start_limit_burst", cx, 0, 10_000).map_or(default.start_limit_burst, |n| n as u32);
         let start_limit_interval =
-            self.seconds(table, "start_limit_interval", cx, 0.0).unwrap_or(default.start_limit_interval);
-        let stop_timeout = self.seconds(table, "stop_timeout", cx, 0.0).unwrap_or(default.stop_timeout);
+            self.seconds(table, "start_limit_interval", cx, Duration::ZERO).unwrap_or(default.start_limit_interval);
+        let stop_timeout = self.seconds(table, "stop_timeout", cx, Duration::ZERO).unwrap_or(default.stop_timeout);
         let stop_signal = match table.get("stop_signal") {
             None => default.stop_signal,
             Some(item) => {
@@ -770,12 +774,17 @@ impl Checker<'_> {
     }
 
     /// A duration in seconds, integer or fractional, at least `min`.
-    fn seconds(&mut self, table: &dyn TableLike, key: &str, cx: &str, min: f64) -> Option<Duration> {
+    /// The number is quoted as written, and `min` printed with integers:
+    /// formatting an `f64` would link std's float printing (see "Binary
+    /// size" in ARCHITECTURE.md).
+    fn seconds(&mut self, table: &dyn TableLike, key: &str, cx: &str, min: Duration) -> Option<Duration> {
         let item =
             self.value(table, key, cx, "a number of seconds", |i| i.as_integer().is_some() || i.as_float().is_some())?;
         let secs = item.as_float().or_else(|| item.as_integer().map(|n| n as f64))?;
-        if !(min..=31_536_000.0).contains(&secs) {
-            self.report(item.span(), format!("{cx}{key}: {secs} is out of range ({min} to 31536000 seconds)"));
+        if !(min.as_secs_f64()..=31_536_000.0).contains(&secs) {
+            let written = item.span().and_then(|span| self.text.get(span)).unwrap_or_default().trim();
+            let min = msg::seconds(min);
+            self.report(item.span(), format!("{cx}{key}: {written} is out of range ({min} to 31536000 seconds)"));
             return None;
         }
         Some(Duration::from_secs_f64(secs))
@@ -917,8 +926,8 @@ impl Checker<'_> {
         };
         let cx = format!("{cx}health_check: ");
         let probe = self.probe(t, item.span(), &cx, &["interval", "timeout", "retries"])?;
-        let interval = self.seconds(t, "interval", &cx, 0.01).unwrap_or(Duration::from_secs(30));
-        let timeout = self.seconds(t, "timeout", &cx, 0.01).unwrap_or(Duration::from_secs(5));
+        let interval = self.seconds(t, "interval", &cx, Duration::from_millis(10)).unwrap_or(Duration::from_secs(30));
+        let timeout = self.seconds(t, "timeout", &cx, Duration::from_millis(10)).unwrap_or(Duration::from_secs(5));
         let retries = self.integer(t, "retries", &cx, 1, 1000).map_or(3, |n| n as u32);
         Some(HealthCheck { probe, interval, timeout, retries })
     }
@@ -1323,6 +1332,24 @@ mod tests {
         let bad = probe("127.0.0.1").unwrap_err();
         assert!(bad[0].contains("\"127.0.0.1\" is not IP:PORT"), "{bad:?}");
         assert!(probe("localhost:http").unwrap_err()[0].contains("is not IP:PORT"));
+    }
+
+    #[test]
+    fn seconds_out_of_range_are_quoted_as_written() {
+        let p = problems("[[processes]]\nname = \"a\"\ncommand = \"x\"\nready_timeout = 1e-4\nstop_timeout = -2\n");
+        assert!(
+            p.contains(
+                &"4:17: [[processes]] \"a\": ready_timeout: 1e-4 is out of range (0.001 to 31536000 seconds)"
+                    .to_string()
+            ),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(
+                &"5:16: [[processes]] \"a\": stop_timeout: -2 is out of range (0 to 31536000 seconds)".to_string()
+            ),
+            "{p:?}"
+        );
     }
 
     #[test]

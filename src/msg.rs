@@ -9,7 +9,7 @@
 use std::fmt::Display;
 use std::io::{self, Write};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const PROG: &str = "mi7soft-daemon";
 
@@ -114,10 +114,27 @@ pub fn short_duration(secs: u64) -> String {
     }
 }
 
+/// A number of seconds as the config gives it: "10", "0.25". Integer
+/// arithmetic on purpose: formatting an `f64` would link std's float
+/// printing (~9 KiB) for these few messages.
+pub fn seconds(duration: Duration) -> String {
+    let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());
+    if nanos == 0 {
+        return secs.to_string();
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{secs}.{}", fraction.trim_end_matches('0'))
+}
+
+/// Seconds rounded to tenths, half up: "2.5", "0.0".
+pub fn tenths(duration: Duration) -> String {
+    let tenths = duration.as_secs() * 10 + u64::from((duration.subsec_nanos() + 50_000_000) / 100_000_000);
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn timestamps_are_utc_iso8601() {
@@ -132,6 +149,18 @@ mod tests {
         assert_eq!(short_duration(192), "3m12s");
         assert_eq!(short_duration(7380), "2h03m");
         assert_eq!(short_duration(352_800), "4d02h");
+    }
+
+    #[test]
+    fn seconds_read_as_written_or_in_tenths() {
+        assert_eq!(seconds(Duration::from_secs(10)), "10");
+        assert_eq!(seconds(Duration::from_millis(250)), "0.25");
+        assert_eq!(seconds(Duration::from_secs_f64(0.2)), "0.2");
+        assert_eq!(seconds(Duration::new(3, 1)), "3.000000001");
+        assert_eq!(tenths(Duration::ZERO), "0.0");
+        assert_eq!(tenths(Duration::from_millis(2449)), "2.4");
+        assert_eq!(tenths(Duration::from_millis(2450)), "2.5");
+        assert_eq!(tenths(Duration::from_millis(9960)), "10.0");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::config::{Policy, Ready, Restart};
+use crate::msg;
 use crate::sys::{ExitStatus, Pid};
 
 /// What the process is doing.
@@ -314,12 +315,12 @@ impl Service {
                     vec![]
                 }
                 Ready::Notify | Ready::Probe(_) => {
-                    let secs = self.policy.ready_timeout.as_secs_f64();
+                    let secs = msg::seconds(self.policy.ready_timeout);
                     self.fail(pid, since, format!("not ready within {secs}s"), now)
                 }
             },
             (Running { pid, since, ready: true }, Event::Deadline) => {
-                let secs = self.policy.watchdog.unwrap_or_default().as_secs_f64();
+                let secs = msg::seconds(self.policy.watchdog.unwrap_or_default());
                 self.fail(pid, since, format!("watchdog: no WATCHDOG=1 for {secs}s"), now)
             }
             (Running { pid, since, .. }, Event::Unhealthy(reason)) => self.fail(pid, since, reason, now),

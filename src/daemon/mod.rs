@@ -733,13 +733,13 @@ impl Daemon {
         let service = &self.slots[index].service;
         let then = match service.state {
             State::Backoff => format!(
-                "exited too soon; next start in {:.1}s",
-                service.deadline.map_or(0.0, |d| d.saturating_duration_since(now).as_secs_f64())
+                "exited too soon; next start in {}s",
+                msg::tenths(service.deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now)))
             ),
             State::Fatal => format!(
                 "started more than {} times within {}s; giving up (fatal) until start-process or restart",
                 service.policy.start_limit_burst,
-                service.policy.start_limit_interval.as_secs_f64()
+                msg::seconds(service.policy.start_limit_interval)
             ),
             State::Exited => match service.policy.restart {
                 Restart::Never => "not restarted (restart = \"never\")".to_string(),
@@ -774,7 +774,7 @@ impl Daemon {
                         "{}: process group {} did not stop within {}s; sending KILL",
                         label(service),
                         service.group,
-                        service.policy.stop_timeout.as_secs_f64()
+                        msg::seconds(service.policy.stop_timeout)
                     ));
                 }
                 self.dispatch(index, Event::Deadline, now);

@@ -260,9 +260,10 @@ impl Daemon {
                         restarts: s.n_restarts,
                         last_exit: s.last_exit.clone(),
                         status_text: self.slots[i].status_text.clone(),
-                        next_start_secs: s
-                            .next_start()
-                            .map(|at| at.saturating_duration_since(now).as_secs_f64().ceil() as u64),
+                        next_start_secs: s.next_start().map(|at| {
+                            let left = at.saturating_duration_since(now);
+                            left.as_secs() + u64::from(left.subsec_nanos() > 0)
+                        }),
                     }
                 })
                 .collect(),
