@@ -27,7 +27,6 @@
 //! started with SIGPIPE at its default, so most programs end and are
 //! restarted by the next daemon).
 
-use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -63,7 +62,8 @@ pub fn main(socket: &Path) -> i32 {
             return 1;
         }
     };
-    let mut pipes: BTreeMap<String, Vec<OwnedFd>> = BTreeMap::new();
+    // A few dozen entries at most: a Vec is smaller than a map's code.
+    let mut pipes: Vec<(String, Vec<OwnedFd>)> = Vec::new();
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         if serve(&stream, &mut pipes) {
@@ -75,7 +75,7 @@ pub fn main(socket: &Path) -> i32 {
 }
 
 /// Serves one daemon until it hangs up; `true` when told to quit.
-fn serve(stream: &UnixStream, pipes: &mut BTreeMap<String, Vec<OwnedFd>>) -> bool {
+fn serve(stream: &UnixStream, pipes: &mut Vec<(String, Vec<OwnedFd>)>) -> bool {
     let fd = stream.as_raw_fd();
     let mut buf = [0u8; MESSAGE];
     loop {
@@ -87,10 +87,11 @@ fn serve(stream: &UnixStream, pipes: &mut BTreeMap<String, Vec<OwnedFd>>) -> boo
         let mut words = request.splitn(2, ' ');
         match (words.next(), words.next()) {
             (Some("put"), Some(name)) if fds.len() == 2 => {
-                pipes.insert(name.to_string(), fds);
+                pipes.retain(|(n, _)| n != name);
+                pipes.push((name.to_string(), fds));
             }
             (Some("drop"), Some(name)) => {
-                pipes.remove(name);
+                pipes.retain(|(n, _)| n != name);
             }
             (Some("list"), None) => {
                 for (name, fds) in pipes.iter() {
