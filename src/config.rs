@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::msg;
-use toml_edit::{Document, Item, Table, TableLike, Value};
+use toml_edit::{Document, InlineTable, Item, Table, TableLike, Value};
 
 /// The name of the config file looked up in the current directory.
 pub const DEFAULT_FILE: &str = "daemon.toml";
@@ -423,7 +423,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     let base = path.parent().unwrap_or(Path::new("/"));
     let mut cx = Checker { text, base, problems: Vec::new() };
     let root = doc.as_table();
-    cx.unknown_keys(root, TOP_KEYS, "");
+    cx.unknown_keys(root.into(), TOP_KEYS, "");
 
     let daemon = cx.daemon(root.get_key_value("daemon"));
     let services = cx.services(root.get_key_value("processes"));
@@ -461,7 +461,7 @@ impl Checker<'_> {
         self.problems.push(Problem { line, column, message });
     }
 
-    fn unknown_keys(&mut self, table: &dyn TableLike, known: &[&str], context: &str) {
+    fn unknown_keys(&mut self, table: TableRef<'_>, known: &[&str], context: &str) {
         for (key, _) in table.iter() {
             if known.contains(&key) {
                 continue;
@@ -476,13 +476,13 @@ impl Checker<'_> {
 
     fn daemon(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> DaemonSettings {
         let empty = Table::new();
-        let table: &dyn TableLike = match entry {
-            None => &empty,
-            Some((key, item)) => match item.as_table_like() {
+        let table = match entry {
+            None => TableRef::from(&empty),
+            Some((key, item)) => match TableRef::of(item) {
                 Some(t) => t,
                 None => {
                     self.report(key.span(), format!("[daemon]: expected a table, found {}", type_name(item)));
-                    &empty
+                    TableRef::from(&empty)
                 }
             },
         };
@@ -534,7 +534,7 @@ impl Checker<'_> {
                 let mut defs = Vec::new();
                 for value in values.iter() {
                     match value.as_inline_table() {
-                        Some(t) => defs.extend(self.service(t, value.span())),
+                        Some(t) => defs.extend(self.service(t.into(), value.span())),
                         None => self
                             .report(value.span(), format!("processes: expected a table, found {}", value.type_name())),
                     }
@@ -544,7 +544,7 @@ impl Checker<'_> {
             self.report(key.span(), format!("processes: expected [[processes]] tables, found {}", type_name(item)));
             return Vec::new();
         };
-        let defs = array.iter().filter_map(|t| self.service(t, t.span())).collect();
+        let defs = array.iter().filter_map(|t| self.service(t.into(), t.span())).collect();
         self.unique(defs)
     }
 
@@ -570,7 +570,7 @@ impl Checker<'_> {
     }
 
     /// One `[[processes]]` entry; `None` when it is unusable (problems reported).
-    fn service(&mut self, table: &dyn TableLike, span: Option<std::ops::Range<usize>>) -> Option<(ServiceDef, Spans)> {
+    fn service(&mut self, table: TableRef<'_>, span: Option<std::ops::Range<usize>>) -> Option<(ServiceDef, Spans)> {
         let name = self.string(table, "name", "[[processes]] ");
         let cx = match &name {
             Some(name) => format!("[[processes]] {name:?}: "),
@@ -670,7 +670,7 @@ impl Checker<'_> {
         ))
     }
 
-    fn policy(&mut self, table: &dyn TableLike, cx: &str) -> Policy {
+    fn policy(&mut self, table: TableRef<'_>, cx: &str) -> Policy {
         let default = Policy::default();
         let auto_restart = self.boolean(table, "auto_restart", cx);
         let restart = match self.string(table, "restart", cx).as_deref() {
@@ -777,7 +777,7 @@ impl Checker<'_> {
     /// The number is quoted as written, and `min` printed with integers:
     /// formatting an `f64` would link std's float printing (see "Binary
     /// size" in ARCHITECTURE.md).
-    fn seconds(&mut self, table: &dyn TableLike, key: &str, cx: &str, min: Duration) -> Option<Duration> {
+    fn seconds(&mut self, table: TableRef<'_>, key: &str, cx: &str, min: Duration) -> Option<Duration> {
         let item =
             self.value(table, key, cx, "a number of seconds", |i| i.as_integer().is_some() || i.as_float().is_some())?;
         let secs = item.as_float().or_else(|| item.as_integer().map(|n| n as f64))?;
@@ -793,7 +793,7 @@ impl Checker<'_> {
     /// The `[web]` table.
     fn web(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Option<WebSettings> {
         let (key, item) = entry?;
-        let Some(table) = item.as_table_like() else {
+        let Some(table) = TableRef::of(item) else {
             self.report(key.span(), format!("[web]: expected a table, found {}", type_name(item)));
             return None;
         };
@@ -853,18 +853,18 @@ impl Checker<'_> {
     }
 
     /// `ready = "uptime" | "notify" | { tcp = "…" } | { command = […] }`.
-    fn ready(&mut self, table: &dyn TableLike, cx: &str) -> Ready {
+    fn ready(&mut self, table: TableRef<'_>, cx: &str) -> Ready {
         let Some(item) = table.get("ready") else { return Ready::Uptime };
         match item.as_str() {
             Some("uptime") => return Ready::Uptime,
             Some("notify") => return Ready::Notify,
             _ => {}
         }
-        if let Some(probe) = item.as_table_like().and_then(|t| self.probe(t, item.span(), &format!("{cx}ready: "), &[]))
+        if let Some(probe) = TableRef::of(item).and_then(|t| self.probe(t, item.span(), &format!("{cx}ready: "), &[]))
         {
             return Ready::Probe(probe);
         }
-        if item.as_table_like().is_none() {
+        if TableRef::of(item).is_none() {
             self.report(
                 item.span(),
                 format!("{cx}ready: expected \"uptime\", \"notify\", {{ tcp = \"IP:PORT\" }} or {{ command = [...] }}"),
@@ -877,7 +877,7 @@ impl Checker<'_> {
     /// `extra` keys the caller reads itself.
     fn probe(
         &mut self,
-        t: &dyn TableLike,
+        t: TableRef<'_>,
         span: Option<std::ops::Range<usize>>,
         cx: &str,
         extra: &[&str],
@@ -915,9 +915,9 @@ impl Checker<'_> {
     }
 
     /// `health_check = { command = [...] | tcp = "...", interval = 30, timeout = 5, retries = 3 }`.
-    fn health_check(&mut self, table: &dyn TableLike, cx: &str) -> Option<HealthCheck> {
+    fn health_check(&mut self, table: TableRef<'_>, cx: &str) -> Option<HealthCheck> {
         let item = table.get("health_check")?;
-        let Some(t) = item.as_table_like() else {
+        let Some(t) = TableRef::of(item) else {
             self.report(
                 item.span(),
                 format!("{cx}health_check: expected a table such as {{ tcp = \"127.0.0.1:80\" }}"),
@@ -989,7 +989,7 @@ impl Checker<'_> {
     /// `user` and `group`, resolved through /etc/passwd and /etc/group.
     fn identity(
         &mut self,
-        table: &dyn TableLike,
+        table: TableRef<'_>,
         cx: &str,
     ) -> (Option<crate::users::User>, Option<crate::sys::Credentials>) {
         let user_key = self.string(table, "user", cx);
@@ -1039,9 +1039,9 @@ impl Checker<'_> {
     }
 
     /// `limits = { nofile = 4096, core = 0, as = "unlimited" }`.
-    fn limits(&mut self, table: &dyn TableLike, cx: &str) -> Vec<(String, crate::sys::Limit)> {
+    fn limits(&mut self, table: TableRef<'_>, cx: &str) -> Vec<(String, crate::sys::Limit)> {
         let Some((key, item)) = table.get_key_value("limits") else { return Vec::new() };
-        let Some(limits) = item.as_table_like() else {
+        let Some(limits) = TableRef::of(item) else {
             self.report(
                 item.span().or(key.span()),
                 format!("{cx}limits: expected a table such as {{ nofile = 4096 }}, found {}", type_name(item)),
@@ -1075,11 +1075,11 @@ impl Checker<'_> {
         out
     }
 
-    fn environment(&mut self, table: &dyn TableLike, cx: &str) -> Vec<(String, String)> {
+    fn environment(&mut self, table: TableRef<'_>, cx: &str) -> Vec<(String, String)> {
         let Some((key, item)) = table.get_key_value("environment") else {
             return Vec::new();
         };
-        let Some(env) = item.as_table_like() else {
+        let Some(env) = TableRef::of(item) else {
             self.report(
                 item.span().or(key.span()),
                 format!("{cx}environment: expected a table of strings, found {}", type_name(item)),
@@ -1106,7 +1106,7 @@ impl Checker<'_> {
 
     fn value<'t>(
         &mut self,
-        table: &'t dyn TableLike,
+        table: TableRef<'t>,
         key: &str,
         cx: &str,
         expected: &str,
@@ -1124,7 +1124,7 @@ impl Checker<'_> {
         }
     }
 
-    fn string(&mut self, table: &dyn TableLike, key: &str, cx: &str) -> Option<String> {
+    fn string(&mut self, table: TableRef<'_>, key: &str, cx: &str) -> Option<String> {
         let s = self.value(table, key, cx, "a string", |i| i.is_str())?.as_str()?.to_string();
         if s.contains('\0') {
             self.report(value_span(table, key), format!("{cx}{key}: contains a NUL byte"));
@@ -1133,7 +1133,7 @@ impl Checker<'_> {
         Some(s)
     }
 
-    fn path(&mut self, table: &dyn TableLike, key: &str, cx: &str) -> Option<PathBuf> {
+    fn path(&mut self, table: TableRef<'_>, key: &str, cx: &str) -> Option<PathBuf> {
         let s = self.string(table, key, cx)?;
         if s.is_empty() {
             self.report(value_span(table, key), format!("{cx}{key}: must not be empty"));
@@ -1142,11 +1142,11 @@ impl Checker<'_> {
         Some(self.base.join(s))
     }
 
-    fn boolean(&mut self, table: &dyn TableLike, key: &str, cx: &str) -> Option<bool> {
+    fn boolean(&mut self, table: TableRef<'_>, key: &str, cx: &str) -> Option<bool> {
         self.value(table, key, cx, "true or false", |i| i.as_bool().is_some())?.as_bool()
     }
 
-    fn integer(&mut self, table: &dyn TableLike, key: &str, cx: &str, min: i64, max: i64) -> Option<i64> {
+    fn integer(&mut self, table: TableRef<'_>, key: &str, cx: &str, min: i64, max: i64) -> Option<i64> {
         let n = self.value(table, key, cx, "an integer", |i| i.as_integer().is_some())?.as_integer()?;
         if n < min || n > max {
             self.report(value_span(table, key), format!("{cx}{key}: {n} is out of range ({min} to {max})"));
@@ -1155,7 +1155,7 @@ impl Checker<'_> {
         Some(n)
     }
 
-    fn strings(&mut self, table: &dyn TableLike, key: &str, cx: &str) -> Option<Vec<String>> {
+    fn strings(&mut self, table: TableRef<'_>, key: &str, cx: &str) -> Option<Vec<String>> {
         let array = self.value(table, key, cx, "an array of strings", |i| i.as_array().is_some())?.as_array()?;
         let mut out = Vec::new();
         for value in array.iter() {
@@ -1193,7 +1193,65 @@ fn tcp_address(text: &str) -> Result<std::net::SocketAddr, &'static str> {
     })
 }
 
-fn value_span(table: &dyn TableLike, key: &str) -> Option<std::ops::Range<usize>> {
+/// A table or an inline table: what toml_edit's `Item::as_table_like`
+/// gives as a `&dyn TableLike`, without the trait object. Its vtables would
+/// link every method of the trait for both kinds of table, with the
+/// editing code and `Debug` impls behind them (see "Binary size" in
+/// ARCHITECTURE.md); calls through this enum link only the four we read.
+#[derive(Clone, Copy)]
+enum TableRef<'a> {
+    Table(&'a Table),
+    Inline(&'a InlineTable),
+}
+
+impl<'a> TableRef<'a> {
+    fn of(item: &'a Item) -> Option<TableRef<'a>> {
+        match item {
+            Item::Table(t) => Some(TableRef::Table(t)),
+            Item::Value(Value::InlineTable(t)) => Some(TableRef::Inline(t)),
+            _ => None,
+        }
+    }
+
+    fn get(self, key: &str) -> Option<&'a Item> {
+        match self {
+            TableRef::Table(t) => TableLike::get(t, key),
+            TableRef::Inline(t) => TableLike::get(t, key),
+        }
+    }
+
+    fn get_key_value(self, key: &str) -> Option<(&'a toml_edit::Key, &'a Item)> {
+        match self {
+            TableRef::Table(t) => TableLike::get_key_value(t, key),
+            TableRef::Inline(t) => TableLike::get_key_value(t, key),
+        }
+    }
+
+    fn contains_key(self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn iter(self) -> toml_edit::Iter<'a> {
+        match self {
+            TableRef::Table(t) => TableLike::iter(t),
+            TableRef::Inline(t) => TableLike::iter(t),
+        }
+    }
+}
+
+impl<'a> From<&'a Table> for TableRef<'a> {
+    fn from(table: &'a Table) -> TableRef<'a> {
+        TableRef::Table(table)
+    }
+}
+
+impl<'a> From<&'a InlineTable> for TableRef<'a> {
+    fn from(table: &'a InlineTable) -> TableRef<'a> {
+        TableRef::Inline(table)
+    }
+}
+
+fn value_span(table: TableRef<'_>, key: &str) -> Option<std::ops::Range<usize>> {
     table.get(key).and_then(Item::span)
 }
 
