@@ -404,7 +404,7 @@ fn send(settings: &DaemonSettings, request: &Request, json: bool, timeout: Durat
     let Some(document) = reply.lines.first() else {
         return fail("the daemon sent an empty status".into());
     };
-    let parsed = match <status::Document as nanoserde::DeJson>::deserialize_json(document) {
+    let parsed = match status::Document::from_json(document) {
         Ok(parsed) => parsed,
         Err(e) => {
             return fail(format!("the daemon sent a status this client cannot read: {e}"));

@@ -860,8 +860,7 @@ impl Checker<'_> {
             Some("notify") => return Ready::Notify,
             _ => {}
         }
-        if let Some(probe) = TableRef::of(item).and_then(|t| self.probe(t, item.span(), &format!("{cx}ready: "), &[]))
-        {
+        if let Some(probe) = TableRef::of(item).and_then(|t| self.probe(t, item.span(), &format!("{cx}ready: "), &[])) {
             return Ready::Probe(probe);
         }
         if TableRef::of(item).is_none() {

@@ -5,27 +5,35 @@
 //! prints it as is or renders it as a table that fits an 80-column serial
 //! console. Keeping one document means the table, the JSON and (later) the
 //! web UI can never disagree.
+//!
+//! The daemon writes the document with nanoserde; the client reads it with
+//! [`Document::from_json`], a reader for this one shape. nanoserde's
+//! `DeJson` would link a general JSON deserializer and, through the `Debug`
+//! of its tokens in its error messages, std's float formatting: 29 KB of the
+//! binary without the web UI (see "Binary size" in ARCHITECTURE.md).
 
 // nanoserde's derive expands Option fields into code that clippy would write
 // with `?`; the lint cannot be scoped to the derived impl alone.
 #![allow(clippy::question_mark)]
 
-use nanoserde::{DeJson, SerJson};
+use std::str::FromStr;
 
-#[derive(Clone, Debug, PartialEq, SerJson, DeJson)]
+use nanoserde::SerJson;
+
+#[derive(Clone, Debug, PartialEq, SerJson)]
 pub struct Document {
     pub daemon: DaemonInfo,
     pub processes: Vec<ProcessInfo>,
 }
 
-#[derive(Clone, Debug, PartialEq, SerJson, DeJson)]
+#[derive(Clone, Debug, PartialEq, SerJson)]
 pub struct DaemonInfo {
     pub pid: i32,
     pub version: String,
     pub config: String,
 }
 
-#[derive(Clone, Debug, PartialEq, SerJson, DeJson)]
+#[derive(Clone, Debug, PartialEq, SerJson)]
 #[nserde(serialize_none_as_null)]
 pub struct ProcessInfo {
     pub name: String,
@@ -45,6 +53,244 @@ impl ProcessInfo {
     /// `web`, or `web:1` when the service has more than one instance.
     pub fn label(&self, n_instances: usize) -> String {
         if n_instances > 1 { format!("{}:{}", self.name, self.instance) } else { self.name.clone() }
+    }
+}
+
+impl Document {
+    /// Reads the document the daemon sent. Keys it does not know are
+    /// skipped, so an older client can read a newer daemon's document; a
+    /// missing optional field reads as `null`.
+    pub fn from_json(text: &str) -> Result<Document, String> {
+        let mut reader = Reader { text, at: 0 };
+        let json = reader.value(0)?;
+        reader.skip_space();
+        if reader.at < text.len() {
+            return reader.fail("the end of the document");
+        }
+        let document = Object::of(&json, "the document")?;
+        let daemon = Object::of(document.get("daemon")?, "daemon")?;
+        let daemon = DaemonInfo {
+            pid: daemon.number("pid")?,
+            version: daemon.string("version")?,
+            config: daemon.string("config")?,
+        };
+        let Json::Array(items) = document.get("processes")? else {
+            return Err("processes: expected an array".into());
+        };
+        let mut processes = Vec::with_capacity(items.len());
+        for item in items {
+            let p = Object::of(item, "processes: an element")?;
+            processes.push(ProcessInfo {
+                name: p.string("name")?,
+                instance: p.number("instance")?,
+                state: p.string("state")?,
+                pid: p.optional("pid", Object::number)?,
+                uptime_secs: p.optional("uptime_secs", Object::number)?,
+                restarts: p.number("restarts")?,
+                last_exit: p.optional("last_exit", Object::string)?,
+                next_start_secs: p.optional("next_start_secs", Object::number)?,
+                status_text: p.optional("status_text", Object::string)?,
+            });
+        }
+        Ok(Document { daemon, processes })
+    }
+}
+
+/// A JSON value. Numbers stay text until a field says which integer it
+/// holds, so no float parsing is linked.
+enum Json<'a> {
+    Null,
+    Bool,
+    Number(&'a str),
+    String(String),
+    Array(Vec<Json<'a>>),
+    Object(Vec<(String, Json<'a>)>),
+}
+
+/// The fields of a JSON object, read by name; the last of a repeated key
+/// wins, as in nanoserde.
+struct Object<'j, 'a>(&'j [(String, Json<'a>)]);
+
+impl<'j, 'a> Object<'j, 'a> {
+    fn of(json: &'j Json<'a>, what: &str) -> Result<Object<'j, 'a>, String> {
+        match json {
+            Json::Object(fields) => Ok(Object(fields)),
+            _ => Err(format!("{what}: expected an object")),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<&'j Json<'a>, String> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v).ok_or_else(|| format!("missing key {key:?}"))
+    }
+
+    fn string(&self, key: &str) -> Result<String, String> {
+        match self.get(key)? {
+            Json::String(s) => Ok(s.clone()),
+            _ => Err(format!("{key}: expected a string")),
+        }
+    }
+
+    fn number<T: FromStr>(&self, key: &str) -> Result<T, String> {
+        match self.get(key)? {
+            Json::Number(n) => n.parse().map_err(|_| format!("{key}: {n} is not an integer in range")),
+            _ => Err(format!("{key}: expected a number")),
+        }
+    }
+
+    /// A field that may be missing or `null`.
+    fn optional<T>(&self, key: &str, read: fn(&Self, &str) -> Result<T, String>) -> Result<Option<T>, String> {
+        match self.get(key) {
+            Err(_) | Ok(Json::Null) => Ok(None),
+            Ok(_) => read(self, key).map(Some),
+        }
+    }
+}
+
+/// A JSON reader over `text` (RFC 8259), from byte `at`.
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn fail<T>(&self, expected: &str) -> Result<T, String> {
+        Err(format!("at byte {}: expected {expected}", self.at))
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Skips white space, then consumes `byte` if it comes next.
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_space();
+        let found = self.peek() == Some(byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json<'a>, String> {
+        // The document nests three deep; a bound keeps the stack bounded.
+        if depth > 16 {
+            return self.fail("less nesting");
+        }
+        if self.eat(b'{') {
+            let mut fields = Vec::new();
+            if !self.eat(b'}') {
+                loop {
+                    self.skip_space();
+                    let key = self.string()?;
+                    if !self.eat(b':') {
+                        return self.fail("':'");
+                    }
+                    fields.push((key, self.value(depth + 1)?));
+                    if self.eat(b'}') {
+                        break;
+                    }
+                    if !self.eat(b',') {
+                        return self.fail("',' or '}'");
+                    }
+                }
+            }
+            return Ok(Json::Object(fields));
+        }
+        if self.eat(b'[') {
+            let mut items = Vec::new();
+            if !self.eat(b']') {
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    if self.eat(b']') {
+                        break;
+                    }
+                    if !self.eat(b',') {
+                        return self.fail("',' or ']'");
+                    }
+                }
+            }
+            return Ok(Json::Array(items));
+        }
+        if self.peek() == Some(b'"') {
+            return self.string().map(Json::String);
+        }
+        let start = self.at;
+        while let Some(b'a'..=b'z' | b'0'..=b'9' | b'-' | b'+' | b'.' | b'E') = self.peek() {
+            self.at += 1;
+        }
+        match &self.text[start..self.at] {
+            "null" => Ok(Json::Null),
+            "true" | "false" => Ok(Json::Bool),
+            word if word.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => Ok(Json::Number(word)),
+            _ => {
+                self.at = start;
+                self.fail("a value")
+            }
+        }
+    }
+
+    /// A string, at its opening quote.
+    fn string(&mut self) -> Result<String, String> {
+        if self.peek() != Some(b'"') {
+            return self.fail("a string");
+        }
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            let rest = &self.text[self.at..];
+            let Some(end) = rest.find(['"', '\\']) else {
+                return self.fail("the end of the string");
+            };
+            out.push_str(&rest[..end]);
+            self.at += end + 1;
+            if rest.as_bytes()[end] == b'"' {
+                return Ok(out);
+            }
+            let c = match self.peek() {
+                Some(b'"') => '"',
+                Some(b'\\') => '\\',
+                Some(b'/') => '/',
+                Some(b'b') => '\u{8}',
+                Some(b'f') => '\u{c}',
+                Some(b'n') => '\n',
+                Some(b'r') => '\r',
+                Some(b't') => '\t',
+                Some(b'u') => {
+                    self.at += 1;
+                    let unit = self.hex4()?;
+                    let code = match unit {
+                        0xD800..0xDC00 if self.text[self.at..].starts_with("\\u") => {
+                            self.at += 2;
+                            let low = self.hex4()?;
+                            0x10000 + ((unit - 0xD800) << 10) + low.wrapping_sub(0xDC00)
+                        }
+                        _ => unit,
+                    };
+                    match char::from_u32(code) {
+                        Some(c) => {
+                            out.push(c);
+                            continue;
+                        }
+                        None => return self.fail("a valid \\u escape"),
+                    }
+                }
+                _ => return self.fail("an escape"),
+            };
+            out.push(c);
+            self.at += 1;
+        }
+    }
+
+    /// The four hex digits of a `\u` escape.
+    fn hex4(&mut self) -> Result<u32, String> {
+        let digits = self.text.get(self.at..self.at + 4).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let Some(digits) = digits else { return self.fail("four hex digits") };
+        self.at += 4;
+        Ok(u32::from_str_radix(digits, 16).unwrap_or_default())
     }
 }
 
@@ -137,7 +383,40 @@ mod tests {
             json,
             r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null}]}"#
         );
-        assert_eq!(Document::deserialize_json(&json).unwrap(), doc);
+        assert_eq!(Document::from_json(&json).unwrap(), doc);
+    }
+
+    #[test]
+    fn the_reader_takes_what_nanoserde_writes_and_skips_unknown_keys() {
+        let mut p = info("w\u{e9}b", 3, "running", Some("a \"quoted\"\\ line\n\t\u{1} \u{1F600}"));
+        p.status_text = Some("</script> \u{7f}".into());
+        let doc = Document {
+            daemon: DaemonInfo { pid: i32::MAX, version: "0.1.0".into(), config: "/etc/d\u{e9}mon.toml".into() },
+            processes: vec![p, info("b", 0, "backoff", None)],
+        };
+        assert_eq!(Document::from_json(&doc.serialize_json()).unwrap(), doc);
+        let newer = r#" { "daemon" : {"pid":-1,"version":"9","config":"c","extra":[1.5e3,{"x":null},true]},
+            "processes":[{"name":"a\u00e9\ud83d\ude00\/","instance":0,"state":"stopped","restarts":0,"pid":null,"new":false}] } "#;
+        let read = Document::from_json(newer).unwrap();
+        assert_eq!(read.daemon.pid, -1);
+        assert_eq!(read.processes[0].name, "a\u{e9}\u{1F600}/");
+        assert_eq!(read.processes[0].uptime_secs, None);
+    }
+
+    #[test]
+    fn the_reader_says_what_is_wrong_and_where() {
+        let err = |text: &str| Document::from_json(text).unwrap_err();
+        assert_eq!(err(""), "at byte 0: expected a value");
+        assert_eq!(err(r#"{"daemon":1}"#), "daemon: expected an object");
+        assert_eq!(err(r#"{"daemon":{"pid":1}}"#), "missing key \"version\"");
+        assert_eq!(err(r#"{"daemon":{"pid":1.5,"version":"","config":""}}"#), "pid: 1.5 is not an integer in range");
+        assert_eq!(err(r#"{"a":"\u12"}"#), "at byte 8: expected four hex digits");
+        assert_eq!(err(r#"{"a":"\udc00"}"#), "at byte 12: expected a valid \\u escape");
+        assert_eq!(err(r#"{"a":"\é"}"#), "at byte 7: expected an escape");
+        assert_eq!(err(r#"{"a" 1}"#), "at byte 5: expected ':'");
+        assert_eq!(err(r#"{"a":1} x"#), "at byte 8: expected the end of the document");
+        assert_eq!(err(&"[".repeat(100)), "at byte 17: expected less nesting");
+        assert_eq!(err(r#"{"a":"x"#), "at byte 6: expected the end of the string");
     }
 
     #[test]
