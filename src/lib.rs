@@ -5,8 +5,9 @@
 //! hands over to [`cli`], which either runs the supervisor (`daemon`) or
 //! talks to a running one over its control socket ([`control`]). It is a
 //! library only so that the fuzz targets (fuzz/) can reach the parsers of
-//! outside input: [`config`], [`state`], [`control`], [`http`] and
-//! [`sdnotify`]; nothing else is public. ARCHITECTURE.md has the map; in
+//! outside input: [`config`], [`state`], [`control`], [`http`],
+//! [`sdnotify`] and the client's reader of the daemon's answer
+//! ([`status`]); nothing else is public. ARCHITECTURE.md has the map; in
 //! short:
 //!
 //! - `config` turns daemon.toml into checked plain data;
@@ -32,7 +33,7 @@ mod procfs;
 pub mod sdnotify;
 mod service;
 pub mod state;
-mod status;
+pub mod status;
 #[allow(unsafe_code)]
 mod sys;
 mod users;

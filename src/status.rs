@@ -265,8 +265,11 @@ impl<'a> Reader<'a> {
                     let code = match unit {
                         0xD800..0xDC00 if self.text[self.at..].starts_with("\\u") => {
                             self.at += 2;
-                            let low = self.hex4()?;
-                            0x10000 + ((unit - 0xD800) << 10) + low.wrapping_sub(0xDC00)
+                            match self.hex4()? {
+                                low @ 0xDC00..0xE000 => 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00),
+                                // A high surrogate and no low one: no char.
+                                _ => u32::MAX,
+                            }
                         }
                         _ => unit,
                     };
@@ -406,6 +409,9 @@ mod tests {
     #[test]
     fn the_reader_says_what_is_wrong_and_where() {
         let err = |text: &str| Document::from_json(text).unwrap_err();
+        // Found by fuzzing: a high surrogate followed by a \u escape that is
+        // no low surrogate overflowed the code point arithmetic.
+        assert_eq!(err(r#""\ud83d\u0ed0""#), "at byte 13: expected a valid \\u escape");
         assert_eq!(err(""), "at byte 0: expected a value");
         assert_eq!(err(r#"{"daemon":1}"#), "daemon: expected an object");
         assert_eq!(err(r#"{"daemon":{"pid":1}}"#), "missing key \"version\"");

@@ -27,7 +27,7 @@ use std::process::{Command, Stdio};
 use crate::{cargo, project_root, step};
 
 /// Every target in fuzz/fuzz_targets/, in the order `--all` runs them.
-pub const TARGETS: &[&str] = &["config", "state", "control", "http", "sdnotify"];
+pub const TARGETS: &[&str] = &["config", "state", "control", "http", "sdnotify", "status_json"];
 
 /// Executions per target in `cargo xtask test`: the whole stage, the first
 /// build of the fuzz crate included, stays within about two minutes on two
