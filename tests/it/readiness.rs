@@ -10,10 +10,20 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 /// `python3 notify.py MSG...` sends its arguments, one per line, as one
-/// datagram to $NOTIFY_SOCKET, as sd_notify(3) does.
+/// datagram to $NOTIFY_SOCKET, as sd_notify(3) does, then waits as
+/// sd_notify_barrier(3) does: BARRIER=1 with a pipe's write end, which the
+/// daemon closes once it has handled what came before. Without that, a
+/// sender that exits at once may be gone (with the process group it
+/// proved) before a slow daemon reads its message, as systemd-notify's
+/// users know; under qemu that happens.
 const NOTIFY_PY: &str = r#"import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto("\n".join(sys.argv[1:]).encode(), os.environ["NOTIFY_SOCKET"])
+s.connect(os.environ["NOTIFY_SOCKET"])
+s.send("\n".join(sys.argv[1:]).encode())
+r, w = os.pipe()
+socket.send_fds(s, [b"BARRIER=1"], [w])
+os.close(w)
+os.read(r, 1)
 "#;
 
 /// `python3 watchdog.py SECS` sends READY=1, then WATCHDOG=1 every 0.1 s for
