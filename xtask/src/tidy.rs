@@ -72,3 +72,31 @@ fn the_daemon_never_uses_std_process_command() {
         assert!(!text.contains("process::Command"), "{}: the daemon spawns with fork/execve in sys.rs", file.display());
     }
 }
+
+/// What the binary without the web UI must not link, or it is over its
+/// size budget again (ARCHITECTURE.md, "Binary size"): name resolution,
+/// nanoserde's deserializer, the `dyn TableLike` vtables, and float
+/// formatting (`{:.1}` and friends; seconds go through `msg::seconds`).
+#[test]
+fn the_daemon_avoids_what_breaks_its_size_budget() {
+    let banned = [
+        ("ToSocketAddrs", "name resolution (probes take an IP address or localhost)"),
+        ("to_socket_addrs", "name resolution (probes take an IP address or localhost)"),
+        ("DeJson", "nanoserde's deserializer (status::Document::from_json reads the status)"),
+        ("dyn TableLike", "toml_edit's TableLike vtables (config reads through TableRef)"),
+        (":.1}", "float formatting (msg::tenths)"),
+    ];
+    // The web UI's modules are not in that binary.
+    let web = [root().join("src/daemon/web.rs"), root().join("src/http.rs")];
+    for file in sources().into_iter().filter(|f| f.starts_with(root().join("src")) && !web.contains(f)) {
+        let text = fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for (needle, why) in banned {
+                assert!(!line.contains(needle), "{}:{}: {needle}: {why}", file.display(), i + 1);
+            }
+        }
+    }
+}
