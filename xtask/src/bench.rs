@@ -179,6 +179,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     bench.restart_latency()?;
     bench.ours()?;
+    bench.static_memory(&target_dir)?;
     bench.capture()?;
     bench.storm()?;
     bench.size(&root, &target_dir)?;
@@ -259,7 +260,9 @@ impl Bench<'_> {
              (plus `mi7soft-daemon fd-holder` in the `log_file` rows); runit = runsvdir + every runsv; s6 = s6-svscan + \
              every s6-supervise; supervisord = its python process. The services themselves are not counted. Each \
              fleet of ours runs its own copy of the binary, so no other process shares (and halves) its pages but \
-             its own fd holder, which is the same binary."
+             its own fd holder, which is the same binary. Ours is the host's release build (glibc, dynamic); the \
+             `static musl` rows run the x86_64 binaries of `cargo xtask dist` instead, as a router would, when dist \
+             has built them."
                 .into(),
             format!(
                 "Control: whole CLI commands, timed from spawn to exit, median of {} runs. Start: with `min_uptime = 0` a \
@@ -383,6 +386,27 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// The memory of what a router runs: the static musl x86_64 binaries of
+    /// `cargo xtask dist`, with 10 services, when dist has built them (the
+    /// host build above is glibc's, dynamically linked).
+    fn static_memory(&mut self, target_dir: &Path) -> Result<(), String> {
+        let dist = target_dir.join("dist").join("x86_64-unknown-linux-musl");
+        for (file, variant) in [("mi7soft-daemon-mini", "static musl, no web UI"), (BIN, "static musl")] {
+            let bin = dist.join(file);
+            if !bin.is_file() {
+                eprintln!("xtask: bench: {} not built (cargo xtask dist); its memory is not measured", bin.display());
+                continue;
+            }
+            let mut fleet = Fleet::create(&self.dir, &format!("static-{file}"), Kind::OURS, 10, &bin)?;
+            eprintln!("xtask: bench: {}: 10 services", bin.display());
+            fleet.launch()?;
+            fleet.wait_up(Duration::from_secs(60))?;
+            wait_running(&fleet, Duration::from_secs(60))?;
+            self.memory(&fleet, "ours", variant)?;
+        }
+        Ok(())
+    }
+
     /// RSS, PSS and process count of a fleet's supervisor processes.
     fn memory(&mut self, fleet: &Fleet, column: &str, variant: &str) -> Result<(), String> {
         let n = fleet.n;
@@ -403,7 +427,11 @@ impl Bench<'_> {
             let (key, label) = match variant {
                 "" => (format!("{n}"), services(n)),
                 "log_file" => (format!("{role}.{n}"), format!("{}, log_file, {role}", services(n))),
-                other => (format!("{other}.{n}"), format!("{}, {other}", services(n))),
+                other => {
+                    let slug: Vec<&str> =
+                        other.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+                    (format!("{}.{n}", slug.join("-")), format!("{}, {other}", services(n)))
+                }
             };
             self.report.num(
                 MEMORY,

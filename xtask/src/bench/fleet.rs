@@ -80,7 +80,8 @@ impl Kind {
     fn supervisor_role(self, pid: u32) -> Option<&'static str> {
         let comm = proc::comm(pid)?;
         match (self, comm.as_str()) {
-            (Kind::Ours { .. }, "mi7soft-daemon") => {
+            // `mi7soft-daemon-mini` too (a comm is cut at 15 bytes).
+            (Kind::Ours { .. }, comm) if comm.starts_with("mi7soft-daemon") => {
                 Some(if proc::cmdline(pid).iter().any(|a| a == "fd-holder") { "fd-holder" } else { "daemon" })
             }
             (Kind::Floor, "sh") => Some("sh loop"),
