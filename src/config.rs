@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::msg;
@@ -53,7 +54,8 @@ pub struct Config {
     /// The file it came from, absolute.
     pub path: PathBuf,
     pub daemon: DaemonSettings,
-    pub services: Vec<ServiceDef>,
+    /// Shared with the daemon's slots, which hold the definition they run.
+    pub services: Vec<Rc<ServiceDef>>,
     /// The `[web]` table: the web UI's server, off when absent.
     #[cfg_attr(not(feature = "web"), allow(dead_code))]
     pub web: Option<WebSettings>,
@@ -524,7 +526,7 @@ impl Checker<'_> {
         }
     }
 
-    fn services(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Vec<ServiceDef> {
+    fn services(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Vec<Rc<ServiceDef>> {
         let Some((key, item)) = entry else {
             return Vec::new();
         };
@@ -549,7 +551,7 @@ impl Checker<'_> {
     }
 
     /// Reports every name that is used twice, at its second use.
-    fn unique(&mut self, defs: Vec<(ServiceDef, Spans)>) -> Vec<ServiceDef> {
+    fn unique(&mut self, defs: Vec<(ServiceDef, Spans)>) -> Vec<Rc<ServiceDef>> {
         let mut seen: Vec<&str> = Vec::new();
         let mut dups = Vec::new();
         for (def, Spans { name: span, .. }) in &defs {
@@ -566,7 +568,7 @@ impl Checker<'_> {
         }
         let (defs, spans): (Vec<ServiceDef>, Vec<Spans>) = defs.into_iter().unzip();
         self.check_dependencies(&defs, &spans);
-        defs
+        defs.into_iter().map(Rc::new).collect()
     }
 
     /// One `[[processes]]` entry; `None` when it is unusable (problems reported).

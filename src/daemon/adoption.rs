@@ -38,7 +38,7 @@ impl Daemon {
                 if !restart && record.instance > 0 {
                     continue;
                 }
-                let mut slot = Slot::new(Rc::new(def.clone()), record.instance);
+                let mut slot = Slot::new(Rc::clone(def), record.instance);
                 slot.service.n_restarts = record.restarts;
                 slot.service.last_exit = Some("ended while the daemon was down".into());
                 slot.service.state = State::Exited;
@@ -53,12 +53,12 @@ impl Daemon {
             let removed = def.is_none();
             // A service removed while the daemon was down is adopted only to
             // be stopped, as a reload would; it keeps the recorded command.
-            let def = def.unwrap_or_else(|| ServiceDef::removed(&record.name));
+            let def = def.unwrap_or_else(|| Rc::new(ServiceDef::removed(&record.name)));
             let uptime = procfs::seconds_since_boot()
                 .map(|boot| boot - record.starttime as f64 / sys::clock_ticks() as f64)
                 .map_or(Duration::ZERO, |secs| Duration::from_secs_f64(secs.max(0.0)));
             let since = now.checked_sub(uptime).unwrap_or(now);
-            let mut slot = Slot::new(Rc::new(def.clone()), record.instance);
+            let mut slot = Slot::new(Rc::clone(&def), record.instance);
             // The group signals go to: the process's own, or the one it was
             // in when a MAINPID= named it.
             let group = procfs::stat(record.pid).map_or(record.pid, |s| s.pgid);

@@ -465,8 +465,7 @@ impl Daemon {
     // -- Processes ---------------------------------------------------------
 
     /// Adds instance 0 of a new service and starts it if autostart says so.
-    fn add(&mut self, def: ServiceDef) {
-        let def = Rc::new(def);
+    fn add(&mut self, def: Rc<ServiceDef>) {
         self.slots.push(Slot::new(Rc::clone(&def), 0));
         if def.autostart {
             let index = self.slots.len() - 1;

@@ -29,7 +29,7 @@ impl Daemon {
 
     /// Opens the notify socket if any service uses it.
     pub(super) fn open_notify(&mut self) {
-        let wanted = self.config.services.iter().any(uses_notify);
+        let wanted = self.config.services.iter().any(|d| uses_notify(d));
         if !wanted || self.notify.is_some() {
             return;
         }

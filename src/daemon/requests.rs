@@ -158,11 +158,11 @@ impl Daemon {
                 by_name[first..].iter().copied().take_while(|&i| self.slots[i].service.name == def.name).collect();
             let Some(&first) = indices.first() else {
                 added.push(def.name.clone());
-                self.add(def.clone());
+                self.add(Rc::clone(def));
                 continue;
             };
             let old = Rc::clone(&self.slots[first].def);
-            if *old == *def {
+            if *old == **def {
                 unchanged += 1;
                 continue;
             }
@@ -174,10 +174,9 @@ impl Daemon {
             } else {
                 updated.push(def.name.clone())
             }
-            let def = Rc::new(def.clone());
             for index in indices {
                 let slot = &mut self.slots[index];
-                slot.def = Rc::clone(&def);
+                slot.def = Rc::clone(def);
                 slot.service.policy = def.policy.clone();
                 if restart && slot.service.state.is_up() {
                     self.dispatch(index, Event::Stop, now);
