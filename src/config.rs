@@ -954,10 +954,10 @@ impl Checker<'_> {
             defs: &'a [ServiceDef],
             path: &mut Vec<&'a str>,
             done: &mut Vec<&'a str>,
-        ) -> Option<Vec<String>> {
+        ) -> Option<Vec<&'a str>> {
             if let Some(at) = path.iter().position(|n| *n == name) {
-                let mut cycle: Vec<String> = path[at..].iter().map(|s| s.to_string()).collect();
-                cycle.push(name.to_string());
+                let mut cycle = path[at..].to_vec();
+                cycle.push(name);
                 return Some(cycle);
             }
             if done.contains(&name) {

@@ -157,7 +157,7 @@ impl Daemon {
             let indices: Vec<usize> =
                 by_name[first..].iter().copied().take_while(|&i| self.slots[i].service.name == def.name).collect();
             let Some(&first) = indices.first() else {
-                added.push(def.name.clone());
+                added.push(def.name.as_str());
                 self.add(Rc::clone(def));
                 continue;
             };
@@ -170,9 +170,9 @@ impl Daemon {
             // policy (or autostart, max_instances) changed: apply it live.
             let restart = old.fingerprint() != def.fingerprint();
             if restart {
-                restarted.push(def.name.clone())
+                restarted.push(def.name.as_str())
             } else {
-                updated.push(def.name.clone())
+                updated.push(def.name.as_str())
             }
             for index in indices {
                 let slot = &mut self.slots[index];
@@ -201,7 +201,8 @@ impl Daemon {
             ));
         }
         self.config.daemon.check_interval = fresh.check_interval;
-        let list = |names: &[String]| {
+        // One join for &str lists in the binary, not a second for Strings.
+        let list = |names: &[&str]| {
             if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
         };
         lines.push(format!(
@@ -210,7 +211,7 @@ impl Daemon {
             added.len(),
             list(&added),
             removed.len(),
-            list(&removed),
+            list(&removed.iter().map(String::as_str).collect::<Vec<_>>()),
             restarted.len(),
             list(&restarted),
             updated.len(),
