@@ -1111,7 +1111,8 @@ impl Checker<'_> {
         key: &str,
         cx: &str,
         expected: &str,
-        ok: impl Fn(&Item) -> bool,
+        // A function pointer, not a generic: one copy of this for all callers.
+        ok: fn(&Item) -> bool,
     ) -> Option<&'t Item> {
         let item = table.get(key)?;
         if ok(item) {
