@@ -36,7 +36,7 @@ impl Daemon {
         if !needed && !socket.exists() {
             return;
         }
-        let holder = match Holder::connect(&socket, || self.start_holder()) {
+        let holder = match self.connect_holder(&socket) {
             Ok(holder) => holder,
             Err(e) => {
                 self.log.error(format_args!(
@@ -71,6 +71,12 @@ impl Daemon {
     }
 
     /// Starts `mi7soft-daemon fd-holder SOCKET` in its own session.
+    /// Reaches the holder at `socket`, starting one if none answers. One
+    /// call site of the generic `Holder::connect`, so one copy of it.
+    fn connect_holder(&self, socket: &Path) -> io::Result<Holder> {
+        Holder::connect(socket, || self.start_holder())
+    }
+
     fn start_holder(&self) -> io::Result<()> {
         let exe = std::env::current_exe()?;
         let exe = exe.to_str().ok_or_else(|| io::Error::other("the daemon's path is not UTF-8"))?;
@@ -118,7 +124,7 @@ impl Daemon {
         }
         self.log.warning("fd holder gone; starting a new one");
         let socket = self.holder_socket();
-        match Holder::connect(&socket, || self.start_holder()) {
+        match self.connect_holder(&socket) {
             Ok(holder) => {
                 let _ = holder.put(name, read, write);
                 for pipe in &self.pipes {
