@@ -361,12 +361,33 @@ const WEB_KEYS: &[&str] = &["listen", "token", "token_file"];
 /// Reads and checks the config at `path`. `shown` is how the path is named
 /// in messages (as the user typed it).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let shown = path.display().to_string();
-    let fail =
-        |message: String| ConfigError { file: shown.clone(), problems: vec![Problem { line: 0, column: 0, message }] };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
-    let absolute = std::path::absolute(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
-    parse(&text, &absolute).map_err(|problems| ConfigError { file: shown, problems })
+    let (text, absolute) = read(path)?;
+    parse(&text, &absolute).map_err(|problems| ConfigError { file: path.display().to_string(), problems })
+}
+
+/// The text of the config at `path`, and its absolute path.
+fn read(path: &Path) -> Result<(String, PathBuf), ConfigError> {
+    let fail = |e: std::io::Error| ConfigError {
+        file: path.display().to_string(),
+        problems: vec![Problem { line: 0, column: 0, message: crate::msg::io_error(&e) }],
+    };
+    let text = std::fs::read_to_string(path).map_err(fail)?;
+    let absolute = std::path::absolute(path).map_err(fail)?;
+    Ok((text, absolute))
+}
+
+/// Parses TOML; a syntax error is one problem, at its place.
+fn parse_toml(text: &str) -> Result<Document<&str>, Problem> {
+    Document::parse(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        // toml_edit's message spans several lines with a caret diagram; the
+        // first line of its own message is the part worth showing.
+        Problem {
+            line,
+            column,
+            message: format!("invalid TOML: {}", e.message().lines().next().unwrap_or("syntax error").trim()),
+        }
+    })
 }
 
 /// Only the `[daemon]` table of the config at `path`: what a client needs
@@ -374,11 +395,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// is halfway through editing a service, so problems elsewhere (even TOML
 /// syntax errors) are ignored.
 pub fn load_daemon_settings(path: &Path) -> Result<DaemonSettings, ConfigError> {
-    let shown = path.display().to_string();
-    let error = |problems| ConfigError { file: shown.clone(), problems };
-    let fail = |message: String| error(vec![Problem { line: 0, column: 0, message }]);
-    let text = std::fs::read_to_string(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
-    let absolute = std::path::absolute(path).map_err(|e| fail(crate::msg::io_error(&e)))?;
+    let (text, absolute) = read(path)?;
+    let error = |problems| ConfigError { file: path.display().to_string(), problems };
     // Only the [daemon] table's lines are parsed (the others blanked, so
     // lines and columns stay true): fast for a file of 1,000 services, and
     // immune to a syntax error in a service someone is editing.
@@ -397,14 +415,7 @@ pub fn load_daemon_settings(path: &Path) -> Result<DaemonSettings, ConfigError> 
         })
         .collect::<Vec<&str>>()
         .join("\n");
-    let doc = Document::parse(text.as_str()).map_err(|e| {
-        let (line, column) = e.span().map_or((1, 1), |s| line_col(&text, s.start));
-        error(vec![Problem {
-            line,
-            column,
-            message: format!("invalid TOML: {}", e.message().lines().next().unwrap_or("syntax error").trim()),
-        }])
-    })?;
+    let doc = parse_toml(&text).map_err(|problem| error(vec![problem]))?;
     let mut cx = Checker { text: &text, base: absolute.parent().unwrap_or(Path::new("/")), problems: Vec::new() };
     let settings = cx.daemon(doc.as_table().get_key_value("daemon"));
     if cx.problems.is_empty() { Ok(settings) } else { Err(error(cx.problems)) }
@@ -412,16 +423,7 @@ pub fn load_daemon_settings(path: &Path) -> Result<DaemonSettings, ConfigError> 
 
 /// Checks `text` as if read from `path` (absolute), which anchors relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
-    let doc = Document::parse(text).map_err(|e| {
-        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-        // toml_edit's message spans several lines with a caret diagram; the
-        // first line of its own message is the part worth showing.
-        vec![Problem {
-            line,
-            column,
-            message: format!("invalid TOML: {}", e.message().lines().next().unwrap_or("syntax error").trim()),
-        }]
-    })?;
+    let doc = parse_toml(text).map_err(|problem| vec![problem])?;
     let base = path.parent().unwrap_or(Path::new("/"));
     let mut cx = Checker { text, base, problems: Vec::new() };
     let root = doc.as_table();
