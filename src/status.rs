@@ -6,35 +6,31 @@
 //! console. Keeping one document means the table, the JSON and (later) the
 //! web UI can never disagree.
 //!
-//! The daemon writes the document with nanoserde; the client reads it with
-//! [`Document::from_json`], a reader for this one shape. nanoserde's
+//! The daemon writes the document with [`Document::to_json`] and the client
+//! reads it with [`Document::from_json`], a writer and a reader for this one
+//! shape. nanoserde's `SerJson` derive would do the writing, but the binary
+//! without the web UI has no other use for it. nanoserde's
 //! `DeJson` would link a general JSON deserializer and, through the `Debug`
 //! of its tokens in its error messages, std's float formatting: 29 KB of the
 //! binary without the web UI (see "Binary size" in ARCHITECTURE.md).
 
-// nanoserde's derive expands Option fields into code that clippy would write
-// with `?`; the lint cannot be scoped to the derived impl alone.
-#![allow(clippy::question_mark)]
-
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
-use nanoserde::SerJson;
-
-#[derive(Clone, Debug, PartialEq, SerJson)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Document {
     pub daemon: DaemonInfo,
     pub processes: Vec<ProcessInfo>,
 }
 
-#[derive(Clone, Debug, PartialEq, SerJson)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DaemonInfo {
     pub pid: i32,
     pub version: String,
     pub config: String,
 }
 
-#[derive(Clone, Debug, PartialEq, SerJson)]
-#[nserde(serialize_none_as_null)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProcessInfo {
     pub name: String,
     pub instance: u32,
@@ -57,6 +53,38 @@ impl ProcessInfo {
 }
 
 impl Document {
+    /// The document as compact JSON, keys in declaration order and absent
+    /// values as `null`: what nanoserde's derive wrote, written here
+    /// because the binary without the web UI has no other use for it.
+    pub fn to_json(&self) -> String {
+        let DaemonInfo { pid, version, config } = &self.daemon;
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            r#"{{"daemon":{{"pid":{pid},"version":{},"config":{}}},"processes":["#,
+            Quoted(version),
+            Quoted(config)
+        );
+        for (n, p) in self.processes.iter().enumerate() {
+            let _ = write!(
+                out,
+                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{}}}"#,
+                if n == 0 { "" } else { "," },
+                Quoted(&p.name),
+                p.instance,
+                Quoted(&p.state),
+                Nullable(p.pid),
+                Nullable(p.uptime_secs),
+                p.restarts,
+                Nullable(p.last_exit.as_deref().map(Quoted)),
+                Nullable(p.next_start_secs),
+                Nullable(p.status_text.as_deref().map(Quoted)),
+            );
+        }
+        out.push_str("]}");
+        out
+    }
+
     /// Reads the document the daemon sent. Keys it does not know are
     /// skipped, so an older client can read a newer daemon's document; a
     /// missing optional field reads as `null`.
@@ -93,6 +121,40 @@ impl Document {
             });
         }
         Ok(Document { daemon, processes })
+    }
+}
+
+/// A JSON string: quoted, with `"`, `\\` and control characters escaped.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '\x08' => f.write_str("\\b")?,
+                '\x0c' => f.write_str("\\f")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                '"' | '\\' => write!(f, "\\{c}")?,
+                _ if c.is_ascii_control() => write!(f, "\\u{:04x}", c as u32)?,
+                _ => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
+/// A value, or `null` for none.
+struct Nullable<T>(Option<T>);
+
+impl<T: fmt::Display> fmt::Display for Nullable<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("null"),
+        }
     }
 }
 
@@ -381,23 +443,26 @@ mod tests {
             daemon: DaemonInfo { pid: 1, version: "0.1.0".into(), config: "/etc/daemon.toml".into() },
             processes: vec![info("web", 0, "stopped", None)],
         };
-        let json = doc.serialize_json();
+        let json = doc.to_json();
         assert_eq!(
             json,
             r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null}]}"#
         );
         assert_eq!(Document::from_json(&json).unwrap(), doc);
+        // Escapes as nanoserde wrote them, which earlier daemons sent.
+        let quoted = Quoted("a\"\\\n\t\u{8}\u{c}\r\u{1}\u{7f}\u{e9}").to_string();
+        assert_eq!(quoted, r#""a\"\\\n\t\b\f\r\u0001\u007fé""#);
     }
 
     #[test]
-    fn the_reader_takes_what_nanoserde_writes_and_skips_unknown_keys() {
+    fn the_reader_takes_what_the_writer_writes_and_skips_unknown_keys() {
         let mut p = info("w\u{e9}b", 3, "running", Some("a \"quoted\"\\ line\n\t\u{1} \u{1F600}"));
         p.status_text = Some("</script> \u{7f}".into());
         let doc = Document {
             daemon: DaemonInfo { pid: i32::MAX, version: "0.1.0".into(), config: "/etc/d\u{e9}mon.toml".into() },
             processes: vec![p, info("b", 0, "backoff", None)],
         };
-        assert_eq!(Document::from_json(&doc.serialize_json()).unwrap(), doc);
+        assert_eq!(Document::from_json(&doc.to_json()).unwrap(), doc);
         let newer = r#" { "daemon" : {"pid":-1,"version":"9","config":"c","extra":[1.5e3,{"x":null},true]},
             "processes":[{"name":"a\u00e9\ud83d\ude00\/","instance":0,"state":"stopped","restarts":0,"pid":null,"new":false}] } "#;
         let read = Document::from_json(newer).unwrap();

@@ -3,7 +3,6 @@
 //! status document.
 
 use super::*;
-use nanoserde::SerJson;
 
 impl Daemon {
     // -- Requests ----------------------------------------------------------
@@ -20,7 +19,7 @@ impl Daemon {
                     },
                     None => (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect(),
                 };
-                Outcome::Reply(Ok(vec![self.status_document(&indices, now).serialize_json()]))
+                Outcome::Reply(Ok(vec![self.status_document(&indices, now).to_json()]))
             }
             Request::Start { name } => {
                 let index = match self.start_target(&name) {

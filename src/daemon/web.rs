@@ -402,7 +402,7 @@ impl Daemon {
             _ if auth == Auth::Denied => reply(conn, error(401, "sign in first", keep)),
             ("GET", ["status"]) => {
                 let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect();
-                reply(conn, json(200, self.status_document(&indices, now).serialize_json(), keep))
+                reply(conn, json(200, self.status_document(&indices, now).to_json(), keep))
             }
             ("GET", ["events"]) => {
                 let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
@@ -465,7 +465,7 @@ impl Daemon {
 
     fn status_event(&self, now: Instant) -> Vec<u8> {
         let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect();
-        format!("event: status\ndata: {}\n\n", self.status_document(&indices, now).serialize_json()).into_bytes()
+        format!("event: status\ndata: {}\n\n", self.status_document(&indices, now).to_json()).into_bytes()
     }
 
     /// Sends the status to every event stream when something changed.
