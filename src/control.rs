@@ -90,15 +90,8 @@ impl Request {
             ["shutdown"] => Request::Shutdown { stop_all: false },
             ["shutdown", "--stop-all"] => Request::Shutdown { stop_all: true },
             [] => return Err("empty request".into()),
-            [command, ..] => return Err(format!("unknown request {:?}", truncate(command, 40))),
+            [command, ..] => return Err(format!("unknown request {:?}", crate::msg::truncate(command, 40))),
         })
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

@@ -132,6 +132,14 @@ pub fn tenths(duration: Duration) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
+/// At most the first `max` characters of `s`, for quoting untrusted text.
+pub fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -91,7 +91,11 @@ pub fn parse(text: &str) -> (Vec<Record>, Vec<String>) {
         }
         match parse_record(line) {
             Some(record) => records.push(record),
-            None => warnings.push(format!("line {}: not a valid record; ignored: {:?}", i + 1, truncate(line, 80))),
+            None => warnings.push(format!(
+                "line {}: not a valid record; ignored: {:?}",
+                i + 1,
+                crate::msg::truncate(line, 80)
+            )),
         }
     }
     (records, warnings)
@@ -118,13 +122,6 @@ fn parse_record(line: &str) -> Option<Record> {
         restarts: restarts.parse().ok()?,
         fingerprint: u64::from_str_radix(fingerprint, 16).ok()?,
     })
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 /// Reads the state file. A missing file is an empty state (no warning); an
