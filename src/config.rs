@@ -94,7 +94,7 @@ pub struct ServiceDef {
     pub args: Vec<String>,
     pub working_directory: Option<PathBuf>,
     /// When and how it is restarted and stopped; applies without a restart.
-    pub policy: Policy,
+    pub policy: Rc<Policy>,
     pub max_instances: u32,
     pub autostart: bool,
     /// Added to (and overriding) the daemon's environment, in file order.
@@ -172,7 +172,7 @@ impl ServiceDef {
             command: "(removed from the config)".into(),
             args: Vec::new(),
             working_directory: None,
-            policy: Policy { restart: Restart::Never, ..Policy::default() },
+            policy: Rc::new(Policy { restart: Restart::Never, ..Policy::default() }),
             max_instances: 1,
             autostart: false,
             environment: Vec::new(),
@@ -654,7 +654,7 @@ impl Checker<'_> {
                 command: command?,
                 args,
                 working_directory,
-                policy,
+                policy: Rc::new(policy),
                 max_instances,
                 autostart,
                 environment,

@@ -22,6 +22,7 @@
 //! config and can be replaced while the process runs.
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::Instant;
 
 use crate::config::{Policy, Ready, Restart};
@@ -162,7 +163,8 @@ pub struct Service {
     pub group: Pid,
     pub want: Want,
     pub deadline: Option<Instant>,
-    pub policy: Policy,
+    /// Shared with the definition it came from.
+    pub policy: Rc<Policy>,
     /// Spawns after the first one.
     pub n_restarts: u32,
     n_spawns: u32,
@@ -180,7 +182,7 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(name: &str, instance: u32, policy: Policy) -> Service {
+    pub fn new(name: &str, instance: u32, policy: Rc<Policy>) -> Service {
         Service {
             name: name.to_string(),
             instance,
@@ -205,7 +207,7 @@ impl Service {
     pub fn adopted(
         name: &str,
         instance: u32,
-        policy: Policy,
+        policy: Rc<Policy>,
         (pid, group): (Pid, Pid),
         since: Instant,
         n_restarts: u32,
@@ -546,7 +548,7 @@ mod tests {
     }
 
     fn running_with(policy: Policy, now: Instant) -> Service {
-        let mut s = Service::new("web", 0, policy);
+        let mut s = Service::new("web", 0, Rc::new(policy));
         assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![Action::Spawn]);
         assert_eq!(s.step(Event::Spawned(42), now), vec![]);
         s
@@ -679,7 +681,7 @@ mod tests {
     #[test]
     fn spawn_failure_backs_off_and_is_kept_as_last_exit() {
         let now = Instant::now();
-        let mut s = Service::new("web", 0, Policy::default());
+        let mut s = Service::new("web", 0, Rc::default());
         s.step(Event::Start { deps_ready: true }, now);
         s.step(Event::SpawnFailed("exec /nope: No such file or directory".into()), now);
         assert_eq!(s.state, State::Backoff);
@@ -823,11 +825,11 @@ mod tests {
     #[test]
     fn a_start_before_the_dependencies_are_ready_waits() {
         let now = Instant::now();
-        let mut s = Service::new("web", 0, Policy::default());
+        let mut s = Service::new("web", 0, Rc::default());
         assert_eq!(s.step(Event::Start { deps_ready: false }, now), vec![]);
         assert_eq!((s.state, s.want), (State::Waiting, Want::Up));
         assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![Action::Spawn]);
-        let mut s = Service::new("web", 0, Policy::default());
+        let mut s = Service::new("web", 0, Rc::default());
         s.step(Event::Start { deps_ready: false }, now);
         s.step(Event::Stop, now);
         assert_eq!(s.state, State::Stopped);

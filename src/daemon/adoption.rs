@@ -65,7 +65,7 @@ impl Daemon {
             slot.service = Service::adopted(
                 &def.name,
                 record.instance,
-                def.policy.clone(),
+                Rc::clone(&def.policy),
                 (record.pid, group),
                 since,
                 record.restarts,

@@ -83,7 +83,7 @@ struct Slot {
 impl Slot {
     fn new(def: Rc<ServiceDef>, instance: u32) -> Slot {
         Slot {
-            service: Service::new(&def.name, instance, def.policy.clone()),
+            service: Service::new(&def.name, instance, Rc::clone(&def.policy)),
             def,
             retired: false,
             watch: Watch::Child,

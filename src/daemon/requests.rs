@@ -176,7 +176,7 @@ impl Daemon {
             for index in indices {
                 let slot = &mut self.slots[index];
                 slot.def = Rc::clone(def);
-                slot.service.policy = def.policy.clone();
+                slot.service.policy = Rc::clone(&def.policy);
                 if restart && slot.service.state.is_up() {
                     self.dispatch(index, Event::Stop, now);
                     self.start(index, now);
