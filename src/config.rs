@@ -471,7 +471,7 @@ impl Checker<'_> {
                 continue;
             }
             let span = table.get_key_value(key).and_then(|(k, _)| k.span());
-            let hint = nearest(key, known).map(|k| format!(" (did you mean \"{k}\"?)")).unwrap_or_default();
+            let hint = did_you_mean(key, known);
             // {:?} quotes and escapes: a quoted TOML key may hold a newline,
             // and every message must stay one line.
             self.report(span, format!("{context}unknown key {key:?}{hint}"));
@@ -683,9 +683,7 @@ impl Checker<'_> {
             Some("on-failure") => Some(Restart::OnFailure),
             Some("never") => Some(Restart::Never),
             Some(other) => {
-                let hint = nearest(other, &["always", "on-failure", "never"])
-                    .map(|k| format!(" (did you mean \"{k}\"?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(other, &["always", "on-failure", "never"]);
                 self.report(
                     value_span(table, "restart"),
                     format!("{cx}restart: {other:?} is not one of \"always\", \"on-failure\", \"never\"{hint}"),
@@ -940,9 +938,7 @@ impl Checker<'_> {
         for (def, Spans { depends_on: span, .. }) in defs.iter().zip(spans) {
             for dep in &def.depends_on {
                 if !defs.iter().any(|d| &d.name == dep) {
-                    let hint = nearest(dep, &defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>())
-                        .map(|k| format!(" (did you mean \"{k}\"?)"))
-                        .unwrap_or_default();
+                    let hint = did_you_mean(dep, &defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>());
                     self.report(
                         span.clone(),
                         format!("[[processes]] {:?}: depends_on: unknown process {dep:?}{hint}", def.name),
@@ -1055,9 +1051,7 @@ impl Checker<'_> {
         for (name, value) in limits.iter() {
             let span = value.span().or_else(|| limits.get_key_value(name).and_then(|(k, _)| k.span()));
             let Some(resource) = crate::sys::limit_resource(name) else {
-                let hint = nearest(name, &crate::sys::LIMIT_NAMES)
-                    .map(|k| format!(" (did you mean \"{k}\"?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(name, &crate::sys::LIMIT_NAMES);
                 let key_span = limits.get_key_value(name).and_then(|(k, _)| k.span());
                 self.report(
                     key_span,
@@ -1272,6 +1266,12 @@ fn type_name(item: &Item) -> &'static str {
 /// instance labels, so they are kept to a safe alphabet.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// ` (did you mean "KEY"?)` for the known key closest to `key`, when it is
+/// close enough to be a typo; else nothing.
+fn did_you_mean(key: &str, known: &[&str]) -> String {
+    nearest(key, known).map(|k| format!(" (did you mean \"{k}\"?)")).unwrap_or_default()
 }
 
 /// The known key closest to `key`, when it is close enough to be a typo.
