@@ -465,6 +465,11 @@ impl Checker<'_> {
         self.problems.push(Problem { line, column, message });
     }
 
+    /// `CONTEXT KEY: expected WHAT, found TYPE`.
+    fn wrong_type(&mut self, span: Option<std::ops::Range<usize>>, cx: &str, key: &str, expected: &str, found: &str) {
+        self.report(span, format!("{cx}{key}: expected {expected}, found {found}"));
+    }
+
     fn unknown_keys(&mut self, table: TableRef<'_>, known: &[&str], context: &str) {
         for (key, _) in table.iter() {
             if known.contains(&key) {
@@ -485,7 +490,7 @@ impl Checker<'_> {
             Some((key, item)) => match TableRef::of(item) {
                 Some(t) => t,
                 None => {
-                    self.report(key.span(), format!("[daemon]: expected a table, found {}", type_name(item)));
+                    self.wrong_type(key.span(), "", "[daemon]", "a table", type_name(item));
                     TableRef::from(&empty)
                 }
             },
@@ -539,13 +544,12 @@ impl Checker<'_> {
                 for value in values.iter() {
                     match value.as_inline_table() {
                         Some(t) => defs.extend(self.service(t.into(), value.span())),
-                        None => self
-                            .report(value.span(), format!("processes: expected a table, found {}", value.type_name())),
+                        None => self.wrong_type(value.span(), "", "processes", "a table", value.type_name()),
                     }
                 }
                 return self.unique(defs);
             }
-            self.report(key.span(), format!("processes: expected [[processes]] tables, found {}", type_name(item)));
+            self.wrong_type(key.span(), "", "processes", "[[processes]] tables", type_name(item));
             return Vec::new();
         };
         let defs = array.iter().filter_map(|t| self.service(t.into(), t.span())).collect();
@@ -796,7 +800,7 @@ impl Checker<'_> {
     fn web(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Option<WebSettings> {
         let (key, item) = entry?;
         let Some(table) = TableRef::of(item) else {
-            self.report(key.span(), format!("[web]: expected a table, found {}", type_name(item)));
+            self.wrong_type(key.span(), "", "[web]", "a table", type_name(item));
             return None;
         };
         let cx = "[web] ";
@@ -1041,10 +1045,8 @@ impl Checker<'_> {
     fn limits(&mut self, table: TableRef<'_>, cx: &str) -> Vec<(String, crate::sys::Limit)> {
         let Some((key, item)) = table.get_key_value("limits") else { return Vec::new() };
         let Some(limits) = TableRef::of(item) else {
-            self.report(
-                item.span().or(key.span()),
-                format!("{cx}limits: expected a table such as {{ nofile = 4096 }}, found {}", type_name(item)),
-            );
+            let expected = "a table such as { nofile = 4096 }";
+            self.wrong_type(item.span().or(key.span()), cx, "limits", expected, type_name(item));
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -1077,10 +1079,7 @@ impl Checker<'_> {
             return Vec::new();
         };
         let Some(env) = TableRef::of(item) else {
-            self.report(
-                item.span().or(key.span()),
-                format!("{cx}environment: expected a table of strings, found {}", type_name(item)),
-            );
+            self.wrong_type(item.span().or(key.span()), cx, "environment", "a table of strings", type_name(item));
             return Vec::new();
         };
         let mut vars = Vec::new();
@@ -1114,10 +1113,8 @@ impl Checker<'_> {
         if ok(item) {
             Some(item)
         } else {
-            self.report(
-                item.span().or_else(|| table.get_key_value(key).and_then(|(k, _)| k.span())),
-                format!("{cx}{key}: expected {expected}, found {}", type_name(item)),
-            );
+            let span = item.span().or_else(|| table.get_key_value(key).and_then(|(k, _)| k.span()));
+            self.wrong_type(span, cx, key, expected, type_name(item));
             None
         }
     }
