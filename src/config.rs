@@ -10,7 +10,7 @@
 //! Relative paths in the file resolve against the directory of the file, so a
 //! config behaves the same wherever the daemon is started from.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
@@ -135,10 +135,10 @@ impl ServiceDef {
             extra.push_str(" clear");
         }
         if let Some(umask) = self.umask {
-            extra.push_str(&format!(" umask={umask:o}"));
+            let _ = write!(extra, " umask={umask:o}");
         }
         if let Some(nice) = self.nice {
-            extra.push_str(&format!(" nice={nice}"));
+            let _ = write!(extra, " nice={nice}");
         }
         // Whether output is captured decides where fd 1 and 2 point; the
         // sink itself (file, rotation, syslog) changes live.
@@ -146,10 +146,10 @@ impl ServiceDef {
             extra.push_str(" captured");
         }
         if let Some(c) = &self.credentials {
-            extra.push_str(&format!(" uid={} gid={} groups={:?}", c.uid, c.gid, c.groups));
+            let _ = write!(extra, " uid={} gid={} groups={:?}", c.uid, c.gid, c.groups);
         }
         for (name, limit) in &self.limits {
-            extra.push_str(&format!(" {name}={:?}", limit.value));
+            let _ = write!(extra, " {name}={:?}", limit.value);
         }
         let cwd = self.working_directory.as_ref().map(|p| p.as_os_str().as_encoded_bytes());
         let parts = std::iter::once(self.command.as_bytes())
