@@ -47,12 +47,14 @@ pub struct Record {
 
 /// The text of a state file holding `records`.
 pub fn render(records: &[Record]) -> String {
+    use std::fmt::Write as _;
     let mut text = format!("{HEADER}\n# name instance pid starttime started_at restarts fingerprint\n");
     for r in records {
-        text.push_str(&format!(
-            "{} {} {} {} {} {} {:016x}\n",
+        let _ = writeln!(
+            text,
+            "{} {} {} {} {} {} {:016x}",
             r.name, r.instance, r.pid, r.starttime, r.started_at, r.restarts, r.fingerprint
-        ));
+        );
     }
     text
 }

@@ -400,7 +400,7 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
             };
             // The state is plain ASCII at a fixed offset, so colour it in place.
             let at = name_w + 2;
-            out.push_str(&format!("{}\x1b[{code}m{}\x1b[0m{}", &line[..at], &line[at..at + 8], &line[at + 8..]));
+            let _ = write!(out, "{}\x1b[{code}m{}\x1b[0m{}", &line[..at], &line[at..at + 8], &line[at + 8..]);
         } else {
             out.push_str(&line);
         }
