@@ -465,6 +465,12 @@ impl Checker<'_> {
         self.problems.push(Problem { line, column, message });
     }
 
+    /// A program to run: a relative path with a slash means "relative to
+    /// this file"; a bare name is searched in PATH at spawn time.
+    fn program(&self, path: String) -> String {
+        if path.contains('/') && !path.starts_with('/') { self.base.join(&path).display().to_string() } else { path }
+    }
+
     /// `CONTEXT KEY: expected WHAT, found TYPE`.
     fn wrong_type(&mut self, span: Option<std::ops::Range<usize>>, cx: &str, key: &str, expected: &str, found: &str) {
         self.report(span, format!("{cx}{key}: expected {expected}, found {found}"));
@@ -647,11 +653,7 @@ impl Checker<'_> {
             (None, true) => Some(crate::capture::Sink::Syslog),
             (None, false) => None,
         };
-        let command = command.map(|c| {
-            // A relative path with a slash means "relative to this file"; a
-            // bare name is searched in PATH at spawn time.
-            if c.contains('/') && !c.starts_with('/') { self.base.join(&c).display().to_string() } else { c }
-        });
+        let command = command.map(|c| self.program(c));
         Some((
             ServiceDef {
                 name: name?,
@@ -911,9 +913,7 @@ impl Checker<'_> {
                     self.report(value_span(t, "command"), format!("{cx}command: must name a program"));
                     return None;
                 }
-                if argv[0].contains('/') && !argv[0].starts_with('/') {
-                    argv[0] = self.base.join(&argv[0]).display().to_string();
-                }
+                argv[0] = self.program(std::mem::take(&mut argv[0]));
                 Some(Probe::Command(argv))
             }
         }
