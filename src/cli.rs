@@ -210,11 +210,11 @@ pub fn main() -> i32 {
             EXIT_OK
         }
         Command::FdHolder(socket) => crate::holder::main(&socket),
-        Command::Logs { name, lines, follow } => match locate(config_arg, false).and_then(|path| load(&path)) {
+        Command::Logs { name, lines, follow } => match load(config_arg, false) {
             Ok(config) => logs(&config, &name, lines, follow),
             Err(e) => fail(e),
         },
-        Command::Check => match locate(config_arg, false).and_then(|path| load(&path)) {
+        Command::Check => match load(config_arg, false) {
             Ok(config) => {
                 println!("{}: ok, {} processes", config.path.display(), config.services.len());
                 EXIT_OK
@@ -222,7 +222,7 @@ pub fn main() -> i32 {
             Err(e) => fail(e),
         },
         Command::Start { daemonize } => {
-            let config = match locate(config_arg, true).and_then(|path| load(&path)) {
+            let config = match load(config_arg, true) {
                 Ok(config) => config,
                 Err(e) => return fail(e),
             };
@@ -369,8 +369,10 @@ fn locate(explicit: Option<PathBuf>, create: bool) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-fn load(path: &Path) -> Result<Config, String> {
-    config::load(path).map_err(|e| e.to_string())
+/// The config [`locate`] finds, loaded and checked.
+fn load(explicit: Option<PathBuf>, create: bool) -> Result<Config, String> {
+    let path = locate(explicit, create)?;
+    config::load(&path).map_err(|e| e.to_string())
 }
 
 /// Sends a request to the daemon and prints the reply.
