@@ -337,8 +337,10 @@ impl Spawn {
         let cstring = |s: Vec<u8>| {
             CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"))
         };
+        // Each list is gathered as bytes first: one conversion for all three.
+        let cstrings = |list: Vec<Vec<u8>>| list.into_iter().map(cstring).collect::<io::Result<Vec<CString>>>();
         let candidates = if program.contains('/') {
-            vec![cstring(program.into())?]
+            vec![program.into()]
         } else {
             let path_var = env
                 .iter()
@@ -348,18 +350,13 @@ impl Spawn {
             path_var
                 .split(|&b| b == b':')
                 .map(|dir| if dir.is_empty() { &b"."[..] } else { dir })
-                .map(|dir| cstring([dir, b"/", program.as_bytes()].concat()))
-                .collect::<io::Result<_>>()?
+                .map(|dir| [dir, b"/", program.as_bytes()].concat())
+                .collect()
         };
-        let argv = std::iter::once(program)
-            .chain(args.iter().map(String::as_str))
-            .map(|arg| cstring(arg.into()))
-            .collect::<io::Result<_>>()?;
-        let envp = env.iter().map(|entry| cstring(entry.clone())).collect::<io::Result<_>>()?;
-        let cwd = match cwd {
-            Some(dir) => Some(cstring(dir.as_os_str().as_bytes().to_vec())?),
-            None => None,
-        };
+        let candidates = cstrings(candidates)?;
+        let argv = cstrings(std::iter::once(program).chain(args.iter().map(String::as_str)).map(Vec::from).collect())?;
+        let envp = cstrings(env.to_vec())?;
+        let cwd = cwd.map(|dir| cstring(dir.as_os_str().as_bytes().to_vec())).transpose()?;
         Ok(Spawn {
             candidates,
             argv,
