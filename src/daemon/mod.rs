@@ -540,8 +540,7 @@ impl Daemon {
         }
         let mut pending = std::mem::take(&mut self.pending_stops);
         pending.retain(|key| {
-            let Some(index) = self.slots.iter().position(|s| s.service.name == key.0 && s.service.instance == key.1)
-            else {
+            let Some(index) = self.index_of(key) else {
                 return false;
             };
             if self.dependents_up(&key.0) {
@@ -553,8 +552,7 @@ impl Daemon {
         self.pending_stops.extend(pending);
         let mut restarts = std::mem::take(&mut self.restart_after);
         restarts.retain(|key| {
-            let Some(index) = self.slots.iter().position(|s| s.service.name == key.0 && s.service.instance == key.1)
-            else {
+            let Some(index) = self.index_of(key) else {
                 return false;
             };
             if self.slots[index].service.state.is_up() {
@@ -815,8 +813,13 @@ impl Daemon {
         (s.name.clone(), s.instance)
     }
 
+    /// The slot of an instance.
+    fn index_of(&self, key: &Key) -> Option<usize> {
+        self.slots.iter().position(|s| s.service.name == key.0 && s.service.instance == key.1)
+    }
+
     fn find(&self, key: &Key) -> Option<&Service> {
-        self.slots.iter().map(|s| &s.service).find(|s| s.name == key.0 && s.instance == key.1)
+        self.index_of(key).map(|index| &self.slots[index].service)
     }
 }
 

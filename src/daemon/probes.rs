@@ -110,11 +110,11 @@ impl Daemon {
     }
 
     fn health_of(&self, key: &Key) -> Option<HealthCheck> {
-        self.slots.iter().find(|s| s.service.name == key.0 && s.service.instance == key.1)?.def.health_check.clone()
+        self.slots[self.index_of(key)?].def.health_check.clone()
     }
 
     fn probe_of(&self, key: &Key, purpose: Purpose) -> Option<(Probe, Duration)> {
-        let slot = self.slots.iter().find(|s| s.service.name == key.0 && s.service.instance == key.1)?;
+        let slot = &self.slots[self.index_of(key)?];
         match purpose {
             Purpose::Ready => match &slot.service.policy.ready {
                 Ready::Probe(probe) => Some((probe.clone(), READY_PROBE_TIMEOUT)),
@@ -180,7 +180,7 @@ impl Daemon {
                 Err(e) => Err(format!("connect {addr}: {}", msg::io_error(&e))),
             },
             Probe::Command(argv) => {
-                let slot = self.slots.iter().find(|s| s.service.name == key.0 && s.service.instance == key.1);
+                let slot = self.index_of(key).map(|index| &self.slots[index]);
                 let Some(slot) = slot else { return Err("no such instance".into()) };
                 let def = Rc::clone(&slot.def);
                 let env = self.environment(&def, key.1);
@@ -223,7 +223,7 @@ impl Daemon {
         self.checks[index].run = None;
         let (key, purpose) = (self.checks[index].key.clone(), self.checks[index].purpose);
         let label = key_label(&key);
-        let Some(slot) = self.slots.iter().position(|s| s.service.name == key.0 && s.service.instance == key.1) else {
+        let Some(slot) = self.index_of(&key) else {
             return;
         };
         let health = self.health_of(&key);
