@@ -1038,3 +1038,70 @@ pub fn raise_nofile() -> io::Result<u64> {
         Ok(raised.rlim_cur as u64)
     }
 }
+
+/// Stand-ins for libunwind in the static builds of `cargo xtask dist`
+/// (which set `--cfg no_unwind_tables`). Those builds have no unwind tables
+/// (`-Cforce-unwind-tables=no`, and dist's linker script discards the C
+/// code's `.eh_frame`) and abort on panic, so nothing ever unwinds and a
+/// backtrace could never find a frame: libunwind is dead weight there.
+/// Defining every symbol std refers to leaves it out of the link, with the
+/// printf it logs with. A panic prints its message and location as before.
+#[cfg(no_unwind_tables)]
+mod no_unwinder {
+    use std::ffi::{c_int, c_void};
+
+    /// `_URC_END_OF_STACK`: the walk ends before the first frame.
+    const END_OF_STACK: c_int = 5;
+
+    // SAFETY: the names belong to libunwind, which this build leaves out, so
+    // nothing else defines them. This one has libunwind's signature and
+    // does not touch its arguments.
+    #[unsafe(no_mangle)]
+    extern "C" fn _Unwind_Backtrace(_trace: *const c_void, _argument: *mut c_void) -> c_int {
+        END_OF_STACK
+    }
+
+    /// The rest is only called with a frame in hand (from a backtrace's
+    /// callback, or by the personality routine while unwinding), which
+    /// never happens here; each aborts, and reads no argument, so the
+    /// signature does not matter.
+    macro_rules! never_called {
+        ($($name:ident),*) => {$(
+            // SAFETY: as above; the function takes nothing and never returns.
+            #[unsafe(no_mangle)]
+            extern "C" fn $name() -> ! {
+                std::process::abort()
+            }
+        )*};
+    }
+
+    never_called!(
+        _Unwind_GetIP,
+        _Unwind_GetIPInfo,
+        _Unwind_GetCFA,
+        _Unwind_FindEnclosingFunction,
+        _Unwind_GetLanguageSpecificData,
+        _Unwind_GetRegionStart,
+        _Unwind_GetDataRelBase,
+        _Unwind_GetTextRelBase,
+        _Unwind_SetGR,
+        _Unwind_SetIP,
+        _Unwind_Resume,
+        _Unwind_RaiseException,
+        _Unwind_DeleteException
+    );
+
+    // ARM's own unwinding ABI (EHABI): what std and the exception index
+    // tables of the C library refer to there.
+    #[cfg(target_arch = "arm")]
+    never_called!(
+        _Unwind_VRS_Get,
+        _Unwind_VRS_Set,
+        _Unwind_VRS_Pop,
+        _Unwind_Complete,
+        __gnu_unwind_frame,
+        __aeabi_unwind_cpp_pr0,
+        __aeabi_unwind_cpp_pr1,
+        __aeabi_unwind_cpp_pr2
+    );
+}

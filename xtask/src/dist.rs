@@ -23,7 +23,10 @@
 //! More cuts that cost nothing at run time (Thumb-2 on ARMv7 and LLVM's
 //! machine outliner, where it is not on by default, are in the table).
 //! `-Cforce-unwind-tables=no`: with `panic = "abort"` nothing unwinds, and
-//! this std prints no backtrace (10-15% of the size). For the same reason a
+//! this std prints no backtrace (10-15% of the size); `--cfg
+//! no_unwind_tables` then defines libunwind's entry points as stand-ins
+//! (src/sys.rs), so libunwind, which could find no frame anyway, and the
+//! printf it logs with are not linked (34 KB on x86_64). For the same reason a
 //! linker script discards `.eh_frame` and `.eh_frame_hdr`, the unwind tables
 //! of zig's C code (12-13 KB), and `.pdr`, the MIPS procedure descriptors
 //! that LLVM emits for debuggers and lld's `--strip-all` keeps (~90 KB on
@@ -59,8 +62,8 @@ use crate::{cargo, project_root, step};
 /// built later links against the same musl.
 const ZIGLANG: (&str, &str) = ("ziglang", "0.17.1");
 pub const BIN: &str = "mi7soft-daemon";
-const RUSTFLAGS: &str =
-    "-Ctarget-feature=+crt-static -Clink-self-contained=no -Crelocation-model=static -Cforce-unwind-tables=no";
+const RUSTFLAGS: &str = "-Ctarget-feature=+crt-static -Clink-self-contained=no -Crelocation-model=static -Cforce-unwind-tables=no \
+     --cfg no_unwind_tables";
 /// Added to lld's default linker script, not replacing it.
 const DISCARD_SCRIPT: &str = "SECTIONS { /DISCARD/ : { *(.pdr) *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n";
 
