@@ -20,9 +20,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     crate::fuzz::test()?;
     crate::web::test()?;
     crate::soak::run(&["--secs", "20", "--services", "50"].map(String::from))?;
-    crate::bench::run(&["--smoke".to_string()])
-    // Not yet stages here: `cargo xtask dist` (the cross builds: the
-    // binaries without the web UI are still over their size budget) and
-    // `cargo xtask test --target TRIPLE` (the integration tests under
-    // qemu). Both run by hand; see ARCHITECTURE.md, "Binary size".
+    crate::bench::run(&["--smoke".to_string()])?;
+    // The routers: every target cross-built, the CI subset of the
+    // integration tests under qemu for the targets marked `tested_in_ci`,
+    // and then the size budget of every mini binary.
+    let dist = crate::dist::build_all(&[])?;
+    crate::qemu::test(&crate::qemu::ci_targets(), crate::qemu::Suite::Subset)?;
+    dist.finish()
 }
