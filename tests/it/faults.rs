@@ -102,19 +102,9 @@ fn wait_child(child: &mut Child, what: &str, timeout: Duration) {
 /// Starts `BIN -c daemon.toml start` through sh, after `ulimit` (or any
 /// shell) `prelude`; waits until it answers `status`.
 fn start_through_sh(dir: &TestDir, prelude: &str) -> Daemon {
-    let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).unwrap();
-    let child = Command::new("sh")
-        .args(["-c", &format!("{prelude} && exec \"$0\" -c daemon.toml start")])
-        .arg(bin())
-        .current_dir(&dir.path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let daemon = Daemon { dir: dir.path.clone(), child };
-    wait_until(secs(10), "the daemon answers status", || run(&dir.path, &["-c", "daemon.toml", "status"]).code == 0);
-    daemon
+    let mut sh = Command::new("sh");
+    sh.args(["-c", &format!("{prelude} && exec \"$0\" -c daemon.toml start")]).arg(bin());
+    Daemon::launch(dir, sh).answering()
 }
 
 // -- A full disk ---------------------------------------------------------------

@@ -305,11 +305,15 @@ impl Daemon {
     /// [`Daemon::start`] with extra environment variables for the daemon
     /// (`MI7SOFT_NO_PIDFD`, say).
     pub fn start_with_env(dir: &TestDir, env: &[(&str, &str)]) -> Daemon {
-        let daemon = Daemon::spawn_with_env(dir, &["-c", "daemon.toml", "start"], env);
+        Daemon::spawn_with_env(dir, &["-c", "daemon.toml", "start"], env).answering()
+    }
+
+    /// Waits until the daemon answers `status`.
+    pub fn answering(self) -> Daemon {
         wait_until(secs(10), "the daemon answers status", || {
-            run(&dir.path, &["-c", "daemon.toml", "status"]).code == 0
+            run(&self.dir, &["-c", "daemon.toml", "status"]).code == 0
         });
-        daemon
+        self
     }
 
     /// Spawns the binary with `args` without waiting for anything.
@@ -319,10 +323,17 @@ impl Daemon {
 
     /// [`Daemon::spawn`] with extra environment variables.
     pub fn spawn_with_env(dir: &TestDir, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut command = Command::new(bin());
+        command.args(args).envs(env.iter().copied());
+        Daemon::launch(dir, command)
+    }
+
+    /// Spawns `command` (the binary, or a shell that execs it) as the
+    /// test's daemon: in `dir`, stdin from /dev/null, stdout and stderr
+    /// appended to `dir/daemon.log`.
+    pub fn launch(dir: &TestDir, mut command: Command) -> Daemon {
         let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("daemon.log")).unwrap();
-        let child = Command::new(bin())
-            .args(args)
-            .envs(env.iter().copied())
+        let child = command
             .current_dir(&dir.path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -1,21 +1,8 @@
 // The formatters: the uptime forms the CLI also prints, labels, and tones.
 
 import { describe, expect, it } from 'vitest'
-import type { ProcessInfo } from '../src/api'
 import { detail, formatUptime, processLabel, stateTone } from '../src/format'
-
-const process = (over: Partial<ProcessInfo> = {}): ProcessInfo => ({
-  name: 'web',
-  instance: 0,
-  state: 'running',
-  pid: 123,
-  uptime_secs: 5,
-  restarts: 0,
-  last_exit: null,
-  next_start_secs: null,
-  status_text: null,
-  ...over,
-})
+import { proc as process } from './helpers'
 
 describe('formatUptime', () => {
   it('shows seconds below a minute', () => {
