@@ -537,28 +537,21 @@ impl Soak {
     fn check_flat(&self, samples: &[Sample], warm_up: Duration, n_clients: usize, stats: &mut Stats) {
         let Some(base) = samples.iter().find(|s| s.at >= warm_up).copied() else { return };
         // Each client holds at most one connection; a spawn holds a pipe.
-        let fd_slack = n_clients + 8;
+        let fd_slack = (n_clients + 8) as u64;
         let rss_slack = (base.rss_kib / 4).max(1024);
-        for sample in samples.iter().filter(|s| s.at >= warm_up) {
-            if sample.fds > base.fds + fd_slack {
+        // What grows, its unit, how to read it from a sample, its slack.
+        type Measure = (&'static str, &'static str, fn(&Sample) -> u64, u64);
+        let measures: [Measure; 2] =
+            [("descriptors", "", |s| s.fds as u64, fd_slack), ("RSS", " KiB", |s| s.rss_kib, rss_slack)];
+        for (what, unit, value, slack) in measures {
+            let grown = samples.iter().filter(|s| s.at >= warm_up).find(|s| value(s) > value(&base) + slack);
+            if let Some(sample) = grown {
                 stats.violate(format!(
-                    "the daemon's descriptors grew from {} after warm-up to {} at {} s",
-                    base.fds,
-                    sample.fds,
+                    "the daemon's {what} grew from {}{unit} after warm-up to {}{unit} at {} s",
+                    value(&base),
+                    value(sample),
                     sample.at.as_secs()
                 ));
-                break;
-            }
-        }
-        for sample in samples.iter().filter(|s| s.at >= warm_up) {
-            if sample.rss_kib > base.rss_kib + rss_slack {
-                stats.violate(format!(
-                    "the daemon's RSS grew from {} KiB after warm-up to {} KiB at {} s",
-                    base.rss_kib,
-                    sample.rss_kib,
-                    sample.at.as_secs()
-                ));
-                break;
             }
         }
     }
