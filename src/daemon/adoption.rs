@@ -127,8 +127,7 @@ impl Daemon {
     /// state write). Where two live processes claim one instance, the newer
     /// one is kept and the older one's group is stopped: none runs twice.
     fn merge_marked(&mut self, mut records: Vec<Record>) -> Vec<Record> {
-        let state_file = self.config.daemon.state_file.display().to_string();
-        let mut marked = procfs::marked(&state_file);
+        let mut marked = procfs::marked(&self.marker_owner());
         marked.sort_by_key(|m| std::cmp::Reverse(m.starttime));
         for found in marked {
             let label = key_label(&(found.name.clone(), found.instance));
@@ -181,9 +180,8 @@ impl Daemon {
     /// daemon's marker for that instance. A tampered or stale line can
     /// never make the daemon adopt, or signal, an unrelated process.
     fn is_ours(&self, record: &Record) -> bool {
-        let state_file = self.config.daemon.state_file.display().to_string();
         procfs::process_starttime(record.pid) == Some(record.starttime)
-            && procfs::has_marker(record.pid, &procfs::marker(&state_file, &record.name, record.instance))
+            && procfs::has_marker(record.pid, &self.marker(&record.name, record.instance))
     }
 
     fn stop_duplicate(&mut self, label: &str, pid: sys::Pid) {
@@ -229,7 +227,7 @@ impl Daemon {
             return;
         }
         if let Some(stat) = slot.service.state.main_pid().and_then(procfs::stat) {
-            let ours = stat.ppid == std::process::id() as sys::Pid;
+            let ours = stat.ppid == sys::getpid();
             if stat.starttime == slot.starttime && (stat.is_alive() || ours) {
                 if ours {
                     self.slots[index].watch = Watch::Child;

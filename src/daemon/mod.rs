@@ -700,9 +700,18 @@ impl Daemon {
         }
         // Last, so no config can remove it: how a daemon finds this process
         // should the previous one crash before recording it.
-        let state_file = self.config.daemon.state_file.display().to_string();
-        set(procfs::MARKER, procfs::marker(&state_file, &def.name, instance).as_bytes());
+        set(procfs::MARKER, self.marker(&def.name, instance).as_bytes());
         env
+    }
+
+    /// Whose services a marker names: this daemon's, by its state file.
+    fn marker_owner(&self) -> String {
+        self.config.daemon.state_file.display().to_string()
+    }
+
+    /// The MI7SOFT_SERVICE value of one instance of this daemon.
+    fn marker(&self, name: &str, instance: u32) -> String {
+        procfs::marker(&self.marker_owner(), name, instance)
     }
 
     fn reap(&mut self, now: Instant) {

@@ -99,8 +99,7 @@ impl Daemon {
             return Ok(());
         }
         let stat = procfs::stat(pid).filter(procfs::Stat::is_alive).ok_or("no such process")?;
-        let state_file = self.config.daemon.state_file.display().to_string();
-        let marker = procfs::marker(&state_file, &slot.service.name, slot.service.instance);
+        let marker = self.marker(&slot.service.name, slot.service.instance);
         if !procfs::has_marker(pid, &marker) {
             return Err(format!("process {pid} was not started by this service (no {}={marker})", procfs::MARKER));
         }
@@ -112,7 +111,7 @@ impl Daemon {
             label(&slot.service),
             sender.pid
         ));
-        let watch = if stat.ppid == std::process::id() as sys::Pid { Watch::Child } else { self.watch(pid) };
+        let watch = if stat.ppid == sys::getpid() { Watch::Child } else { self.watch(pid) };
         let slot = &mut self.slots[index];
         slot.watch = watch;
         slot.starttime = stat.starttime;
@@ -133,8 +132,7 @@ impl Daemon {
         if let Some(index) = self.slots.iter().position(|s| s.service.state.is_up() && s.service.group == pgid) {
             return Some(index);
         }
-        let state_file = self.config.daemon.state_file.display().to_string();
-        let (name, instance) = procfs::marker_of(pid, &state_file)?;
+        let (name, instance) = procfs::marker_of(pid, &self.marker_owner())?;
         let index = self.slots.iter().position(|s| s.service.name == name && s.service.instance == instance)?;
         let main = self.slots[index].service.state.main_pid()?;
         (sender.uid == 0 || procfs::uid(main) == Some(sender.uid)).then_some(index)
