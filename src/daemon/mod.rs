@@ -361,54 +361,74 @@ impl Daemon {
             }
             let now = Instant::now();
 
-            if fds[0].ready() {
+            // What became ready, named by what it belongs to rather than by
+            // its place in `fds`: every handler below may add or drop
+            // slots, pipes and checks (a reload, a restart), which would
+            // leave positions stale.
+            let signalled = fds[0].ready();
+            let notified = fds.get(notify_at).is_some_and(PollFd::ready);
+            let readable: Vec<String> = self
+                .pipes
+                .iter()
+                .zip(&fds[first_pipe..first_check])
+                .filter(|(_, fd)| fd.ready())
+                .map(|(pipe, _)| pipe.name.clone())
+                .collect();
+            let probed: Vec<(Key, probes::Purpose)> = check_slots
+                .iter()
+                .zip(&fds[first_check..notify_at])
+                .filter(|(_, fd)| fd.ready())
+                .map(|(&i, _)| (self.checks[i].key.clone(), self.checks[i].purpose))
+                .collect();
+            let ended: Vec<Key> = watched
+                .iter()
+                .zip(&fds[2 + n_clients..first_pipe])
+                .filter(|(_, fd)| fd.ready())
+                .map(|(&i, _)| self.key(i))
+                .collect();
+            let clients_ready: Vec<bool> = fds[2..2 + n_clients].iter().map(PollFd::ready).collect();
+            #[cfg(feature = "web")]
+            let web_ready: Vec<bool> = fds[first_web..].iter().map(PollFd::ready).collect();
+            let accepting = fds[1].ready();
+            drop(fds);
+
+            if signalled {
                 for signal in self.signals.drain() {
                     self.on_signal(signal, now);
                 }
             }
             // Notifications before exits: a process that says MAINPID=
             // and then exits has handed its service over, not ended it.
-            if fds.get(notify_at).is_some_and(PollFd::ready) {
+            if notified {
                 self.read_notify(now);
             }
             self.reap(now);
             // Output first, so lines written just before an exit are
             // logged before the exit is.
-            let readable: Vec<usize> = (0..self.pipes.len()).filter(|&i| fds[first_pipe + i].ready()).collect();
-            let mut check_ready = vec![false; self.checks.len()];
-            for (n, &i) in check_slots.iter().enumerate() {
-                check_ready[i] = fds[first_check + n].ready();
+            for name in readable {
+                if let Some(index) = self.pipes.iter().position(|p| p.name == name) {
+                    self.read_output(index);
+                }
             }
-            for index in readable {
-                self.read_output(index);
-            }
-            let ended: Vec<usize> = watched
-                .iter()
-                .zip(&fds[2 + n_clients..first_pipe])
-                .filter(|(_, fd)| fd.ready())
-                .map(|(&i, _)| i)
-                .collect();
-            for index in ended {
-                self.adopted_ended(index, now);
+            for key in ended {
+                if let Some(index) = self.index_of(&key) {
+                    self.adopted_ended(index, now);
+                }
             }
             if self.next_check.is_some_and(|at| at <= now) {
                 self.check_polled(now);
             }
             self.check_draining(now);
             self.fire_deadlines(now);
-            self.run_checks(&check_ready, now);
+            self.run_checks(&probed, now);
             self.advance_dependencies(now);
             self.schedule_checks(now);
-            if fds[1].ready() || self.accept_paused.is_some_and(|until| until <= now) {
+            if accepting || self.accept_paused.is_some_and(|until| until <= now) {
                 self.accept(now);
             }
-            let ready: Vec<bool> = fds[2..2 + n_clients].iter().map(PollFd::ready).collect();
-            self.serve_clients(&ready, now);
+            self.serve_clients(&clients_ready, now);
             #[cfg(feature = "web")]
-            {
-                let ready: Vec<bool> = fds[first_web..].iter().map(PollFd::ready).collect();
-                self.serve_web(&ready, now);
-            }
+            self.serve_web(&web_ready, now);
             self.drop_retired();
             self.persist();
 

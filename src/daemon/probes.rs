@@ -126,9 +126,10 @@ impl Daemon {
 
     /// Starts due probes, finishes TCP probes whose socket is ready, reads
     /// command output, and fails probes past their deadline.
-    pub(super) fn run_checks(&mut self, ready_fds: &[bool], now: Instant) {
+    pub(super) fn run_checks(&mut self, probed: &[(Key, Purpose)], now: Instant) {
         for index in 0..self.checks.len() {
-            let polled_ready = ready_fds.get(index).copied().unwrap_or(false);
+            let check = &self.checks[index];
+            let polled_ready = probed.iter().any(|(key, purpose)| *key == check.key && *purpose == check.purpose);
             if self.checks[index].run.is_none() {
                 if self.checks[index].next > now {
                     continue;

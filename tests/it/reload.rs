@@ -109,3 +109,38 @@ fn raw_request(dir: &TestDir, line: &str) -> String {
     stream.read_to_string(&mut reply).unwrap();
     reply
 }
+
+/// Adding `log_file` to a running service makes a reload restart it with a
+/// new capture pipe in the same loop pass that reaps it; the poll set of
+/// that pass must not be read by position afterwards (it panicked: "index
+/// out of bounds: the len is 2 but the index is 2"). Twice, through the
+/// socket and through SIGHUP, with output flowing the whole time.
+#[test]
+fn reload_that_adds_capture_to_a_running_service_keeps_the_daemon_alive() {
+    let dir = TestDir::new("rl-cap");
+    let chatty = "while :; do echo tick; sleep 0.01; done";
+    dir.config(&(sh_service("a", chatty, "log_file = \"a.log\"") + &sh_service("b", chatty, "")));
+    let daemon = Daemon::start(&dir);
+    let a = daemon.wait_running("a", None);
+    let b = daemon.wait_running("b", None);
+    dir.config(&(sh_service("a", chatty, "log_file = \"a.log\"") + &sh_service("b", chatty, "log_file = \"b.log\"")));
+    let out = daemon.cli(&["reload"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let b2 = daemon.wait_running("b", Some(b));
+    wait_until(secs(10), "b's output reaches its new log file", || {
+        std::fs::read_to_string(dir.join("b.log")).is_ok_and(|t| t.contains("tick"))
+    });
+    dir.config(&(sh_service("a", chatty, "log_file = \"a2.log\"") + &sh_service("b", chatty, "log_file = \"b.log\"")));
+    kill(daemon.pid(), "HUP");
+    wait_until(secs(10), "a's output reaches a2.log", || {
+        std::fs::read_to_string(dir.join("a2.log")).is_ok_and(|t| t.contains("tick"))
+    });
+    assert_eq!(daemon.process("b").pid, Some(b2), "b was restarted by an unrelated edit");
+    let status = daemon.status();
+    assert!(status.processes.iter().all(|p| p.state == "running"), "{status:?}");
+    wait_until(secs(5), "the state file records both", || {
+        let state = dir.read("d.state");
+        state.lines().any(|l| l.starts_with("a ")) && state.lines().any(|l| l.starts_with("b "))
+    });
+    let _ = a;
+}
