@@ -25,7 +25,7 @@
 //! `-Cforce-unwind-tables=no`: with `panic = "abort"` nothing unwinds, and
 //! this std prints no backtrace (10-15% of the size); `--cfg
 //! no_unwind_tables` then defines libunwind's entry points as stand-ins
-//! (src/sys.rs), so libunwind, which could find no frame anyway, and the
+//! (src/sys/mod.rs), so libunwind, which could find no frame anyway, and the
 //! printf it logs with are not linked (34 KB on x86_64). For the same reason a
 //! linker script discards `.eh_frame` and `.eh_frame_hdr`, the unwind tables
 //! of zig's C code (12-13 KB), and `.pdr`, the MIPS procedure descriptors

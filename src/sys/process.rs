@@ -1,0 +1,484 @@
+//! Processes: starting services (fork and execve, with an error pipe that
+//! reports a failure before exec as its stage and errno), reaping and
+//! decoding their exits, signalling their process groups, watching processes
+//! that are not our children (pidfd, subreaper), and the double fork of
+//! `--daemonize`.
+//!
+//! Every `fork` of the daemon is here, because that is where the strictest
+//! rule of the sys module applies: between `fork` and `execve` the child only
+//! makes async-signal-safe calls on data built before the fork
+//! ([`Spawn::new`] builds argv, envp and every PATH candidate), and
+//! [`detach`] may run ordinary Rust code after `fork` only because the
+//! daemon is single-threaded when it calls it.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::signal::{HANDLED_SIGNALS, signal_name};
+use super::{ORIGINAL_NOFILE, Pid, cerr, cerr_retry, pipe};
+
+/// How a child ended, decoded from its wait status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+    /// An adopted process (not our child) ended; the kernel tells only
+    /// its parent how.
+    Unknown,
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(code) => write!(f, "exit {code}"),
+            ExitStatus::Signal(signal) => write!(f, "signal {} ({})", signal, signal_name(*signal)),
+            ExitStatus::Unknown => write!(f, "ended (adopted: status unknown)"),
+        }
+    }
+}
+
+/// Reaps one exited child without blocking: `None` when no child has exited
+/// (or there are no children at all).
+pub fn reap_one() -> Option<(Pid, ExitStatus)> {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer for waitpid.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            return Some((pid, decode_wait_status(status)));
+        }
+        if pid < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return None;
+    }
+}
+
+fn decode_wait_status(status: libc::c_int) -> ExitStatus {
+    if libc::WIFSIGNALED(status) {
+        ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    }
+}
+
+/// Sends `signal` to every process in the process group `pgid`.
+pub fn kill_group(pgid: Pid, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill takes no pointers; a negative pid names a process group.
+    cerr(unsafe { libc::kill(-pgid, signal) }).map(drop)
+}
+
+/// What the child was doing when it failed before exec, sent back to the
+/// parent over the close-on-exec error pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpawnStage {
+    Chdir = 1,
+    Exec = 2,
+    Setup = 3,
+    Nice = 4,
+    /// The limit at `SpawnError::index` of [`Spawn::limits`].
+    Limit = 5,
+    Groups = 6,
+    Gid = 7,
+    Uid = 8,
+}
+
+/// A spawn that failed in the child before `execve` succeeded.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub stage: SpawnStage,
+    /// Which limit failed, for [`SpawnStage::Limit`].
+    pub index: usize,
+    pub error: io::Error,
+}
+
+/// Who a service runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    /// Supplementary groups.
+    pub groups: Vec<libc::gid_t>,
+}
+
+/// A resource limit (`RLIMIT_*`), set as both soft and hard limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub resource: i32,
+    /// `None`: unlimited.
+    pub value: Option<u64>,
+}
+
+/// The `RLIMIT_*` number of a resource by its `ulimit`/systemd name.
+pub fn limit_resource(name: &str) -> Option<i32> {
+    let resource = match name {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        _ => return None,
+    };
+    Some(resource as i32)
+}
+
+/// The names [`limit_resource`] knows.
+pub const LIMIT_NAMES: [&str; 15] = [
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "sigpending",
+    "stack",
+];
+
+/// Everything the child needs, built before `fork` so the child allocates
+/// nothing.
+pub struct Spawn {
+    /// Paths to try with execve, in order (PATH search already expanded).
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: Option<CString>,
+    umask: Option<libc::mode_t>,
+    nice: Option<i32>,
+    limits: Vec<Limit>,
+    credentials: Option<Credentials>,
+    /// Where stdout and stderr go; `None` keeps the daemon's.
+    output: Option<RawFd>,
+    /// The open-files limit the daemon had before raising its own (see
+    /// [`raise_nofile`](super::raise_nofile)): services start with what they would have had.
+    nofile: Option<libc::rlimit>,
+}
+
+impl Spawn {
+    /// Prepares a spawn of `program` (a path, or a bare name searched in the
+    /// PATH of `env` like execvp does) with `args`, the full environment
+    /// `env` (entries `NAME=value`) and an optional working directory.
+    /// Fails on an interior NUL byte.
+    pub fn new(program: &str, args: &[String], env: &[Vec<u8>], cwd: Option<&Path>) -> io::Result<Spawn> {
+        let cstring = |s: Vec<u8>| {
+            CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"))
+        };
+        // Each list is gathered as bytes first: one conversion for all three.
+        let cstrings = |list: Vec<Vec<u8>>| list.into_iter().map(cstring).collect::<io::Result<Vec<CString>>>();
+        let candidates = if program.contains('/') {
+            vec![program.into()]
+        } else {
+            let path_var = env
+                .iter()
+                .rev()
+                .find_map(|entry| entry.strip_prefix(b"PATH="))
+                .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            path_var
+                .split(|&b| b == b':')
+                .map(|dir| if dir.is_empty() { &b"."[..] } else { dir })
+                .map(|dir| [dir, b"/", program.as_bytes()].concat())
+                .collect()
+        };
+        let candidates = cstrings(candidates)?;
+        let argv = cstrings(std::iter::once(program).chain(args.iter().map(String::as_str)).map(Vec::from).collect())?;
+        let envp = cstrings(env.to_vec())?;
+        let cwd = cwd.map(|dir| cstring(dir.as_os_str().as_bytes().to_vec())).transpose()?;
+        Ok(Spawn {
+            candidates,
+            argv,
+            envp,
+            cwd,
+            umask: None,
+            nice: None,
+            limits: Vec::new(),
+            credentials: None,
+            output: None,
+            nofile: ORIGINAL_NOFILE.get().copied(),
+        })
+    }
+
+    /// The file mode creation mask the service starts with.
+    pub fn umask(mut self, umask: Option<u32>) -> Spawn {
+        self.umask = umask.map(|m| m as libc::mode_t);
+        self
+    }
+
+    pub fn nice(mut self, nice: Option<i32>) -> Spawn {
+        self.nice = nice;
+        self
+    }
+
+    pub fn limits(mut self, limits: &[Limit]) -> Spawn {
+        self.limits = limits.to_vec();
+        self
+    }
+
+    /// Sends stdout and stderr to `fd` (the write end of a capture pipe).
+    pub fn output(mut self, fd: Option<RawFd>) -> Spawn {
+        self.output = fd;
+        self
+    }
+
+    /// Drop to these credentials (supplementary groups, then gid, then uid).
+    pub fn credentials(mut self, credentials: Option<&Credentials>) -> Spawn {
+        self.credentials = credentials.cloned();
+        self
+    }
+
+    /// Forks and execs. The child gets its own session and process group
+    /// (setsid), default signal handling, stdin from `stdin`, and the daemon's
+    /// stdout and stderr. Returns once the child has exec'ed, or with the
+    /// error it hit before that (the child is then already reaped).
+    pub fn run(&self, stdin: &File) -> Result<Pid, SpawnError> {
+        let setup = |error| SpawnError { stage: SpawnStage::Setup, index: 0, error };
+        let argv = null_terminated(&self.argv);
+        let envp = null_terminated(&self.envp);
+        let (err_read, err_write) = pipe(libc::O_CLOEXEC).map_err(setup)?;
+
+        // SAFETY: the child branch below only calls async-signal-safe
+        // functions (setsid, sigaction, sigprocmask, dup2, umask,
+        // setpriority, setrlimit, setgroups, setgid, setuid, chdir, execve,
+        // write, _exit) on data prepared before the fork; it never returns
+        // into Rust code that could allocate or unwind.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(setup(io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // SAFETY: see above; we are the child and end in execve or _exit.
+            unsafe { child_after_fork(self, &argv, &envp, stdin.as_raw_fd(), err_write.as_raw_fd()) }
+        }
+        drop(err_write);
+
+        // The pipe is close-on-exec: EOF means exec succeeded; 5 bytes mean
+        // the child reports the stage and errno it failed with.
+        let mut report = [0u8; 6];
+        let mut got = 0;
+        while got < report.len() {
+            // SAFETY: reading into the unfilled tail of `report`.
+            let n = unsafe { libc::read(err_read.as_raw_fd(), report[got..].as_mut_ptr().cast(), report.len() - got) };
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                break;
+            }
+            got += n as usize;
+        }
+        if got < report.len() {
+            return Ok(pid);
+        }
+        // The child has told us why and is about to _exit: reap it here so
+        // the event loop never sees an exit for a pid it never ran.
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer.
+        let _ = cerr_retry(|| unsafe { libc::waitpid(pid, &mut status, 0) });
+        let stage = match report[0] {
+            1 => SpawnStage::Chdir,
+            2 => SpawnStage::Exec,
+            4 => SpawnStage::Nice,
+            5 => SpawnStage::Limit,
+            6 => SpawnStage::Groups,
+            7 => SpawnStage::Gid,
+            8 => SpawnStage::Uid,
+            _ => SpawnStage::Setup,
+        };
+        let errno = i32::from_ne_bytes([report[2], report[3], report[4], report[5]]);
+        Err(SpawnError { stage, index: usize::from(report[1]), error: io::Error::from_raw_os_error(errno) })
+    }
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// The child's half of [`Spawn::run`].
+///
+/// # Safety
+/// Must only be called in a freshly forked child; it never returns.
+unsafe fn child_after_fork(
+    spawn: &Spawn,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    stdin: RawFd,
+    err_fd: RawFd,
+) -> ! {
+    let fail_at = |stage: SpawnStage, index: usize, errno: libc::c_int| -> ! {
+        let mut report = [stage as u8, index.min(255) as u8, 0, 0, 0, 0];
+        report[2..].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: write and _exit are async-signal-safe; `report` is on our stack.
+        unsafe {
+            libc::write(err_fd, report.as_ptr().cast(), report.len());
+            libc::_exit(if errno == libc::ENOENT { 127 } else { 126 });
+        }
+    };
+    let fail = |stage: SpawnStage, errno: libc::c_int| -> ! { fail_at(stage, 0, errno) };
+    let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+    // SAFETY: all calls below are async-signal-safe and take pointers to data
+    // that was fully built before fork and is not modified.
+    unsafe {
+        if libc::setsid() < 0 {
+            fail(SpawnStage::Setup, errno());
+        }
+        // Handlers are reset by exec, but ignored signals (SIGPIPE) are not,
+        // and the mask is inherited: give the service a clean slate.
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        for signal in HANDLED_SIGNALS.iter().chain(&[libc::SIGPIPE]) {
+            libc::sigaction(*signal, &action, std::ptr::null_mut());
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        if libc::dup2(stdin, 0) < 0 {
+            fail(SpawnStage::Setup, errno());
+        }
+        if let Some(output) = spawn.output {
+            if libc::dup2(output, 1) < 0 || libc::dup2(output, 2) < 0 {
+                fail(SpawnStage::Setup, errno());
+            }
+        }
+        if let Some(mask) = spawn.umask {
+            libc::umask(mask);
+        }
+        if let Some(nice) = spawn.nice {
+            if libc::setpriority(libc::PRIO_PROCESS, 0, nice) < 0 {
+                fail(SpawnStage::Nice, errno());
+            }
+        }
+        if let Some(original) = &spawn.nofile {
+            libc::setrlimit(libc::RLIMIT_NOFILE, original);
+        }
+        for (index, limit) in spawn.limits.iter().enumerate() {
+            let value = limit.value.map_or(libc::RLIM_INFINITY, |v| v as libc::rlim_t);
+            let rlimit = libc::rlimit { rlim_cur: value, rlim_max: value };
+            if libc::setrlimit(limit.resource as _, &rlimit) < 0 {
+                fail_at(SpawnStage::Limit, index, errno());
+            }
+        }
+        // Groups first, then gid, then uid: after setuid we could not.
+        if let Some(credentials) = &spawn.credentials {
+            if libc::setgroups(credentials.groups.len() as _, credentials.groups.as_ptr()) < 0 {
+                fail(SpawnStage::Groups, errno());
+            }
+            if libc::setgid(credentials.gid) < 0 {
+                fail(SpawnStage::Gid, errno());
+            }
+            if libc::setuid(credentials.uid) < 0 {
+                fail(SpawnStage::Uid, errno());
+            }
+        }
+        // After dropping privileges, so the directory is checked as the user.
+        if let Some(cwd) = &spawn.cwd {
+            if libc::chdir(cwd.as_ptr()) < 0 {
+                fail(SpawnStage::Chdir, errno());
+            }
+        }
+        // execvp semantics: ENOENT/ENOTDIR move on to the next PATH entry;
+        // EACCES is remembered but the search goes on; anything else stops.
+        let mut last = libc::ENOENT;
+        let mut saw_eacces = false;
+        for candidate in &spawn.candidates {
+            libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            last = errno();
+            match last {
+                libc::ENOENT | libc::ENOTDIR => continue,
+                libc::EACCES => saw_eacces = true,
+                _ => break,
+            }
+        }
+        if saw_eacces && (last == libc::ENOENT || last == libc::ENOTDIR) {
+            last = libc::EACCES;
+        }
+        fail(SpawnStage::Exec, last);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Watching processes that are not our children.
+
+/// A pidfd for `pid` (Linux 5.3+): readable once the process has exited.
+/// `Err(ENOSYS)` on older kernels, where callers fall back to polling.
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, no pointers; on success it
+    // returns a new descriptor (close-on-exec by definition) that we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = cerr(fd)?;
+    // SAFETY: the syscall succeeded, so `fd` is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Makes orphaned descendants be reparented to this process, so they are
+/// reaped here instead of by init (PR_SET_CHILD_SUBREAPER).
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument.
+    cerr(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+}
+
+// ---------------------------------------------------------------------------
+// Daemon mode.
+
+/// Which side of [`detach`] we are on.
+pub enum Detached {
+    /// The process the user started: it reads the daemon's startup report
+    /// from this pipe, then exits.
+    Launcher(File),
+    /// The detached daemon (in a new session, not a session leader): it
+    /// writes its startup report to this pipe.
+    Daemon(File),
+}
+
+/// The classic double fork: the launcher keeps a pipe to a grandchild that
+/// has called setsid and whose parent has exited, so it can never regain a
+/// controlling terminal.
+///
+/// Must be called while the process has a single thread (the daemon never
+/// starts another), which is what makes running ordinary Rust code after
+/// `fork` sound here.
+pub fn detach() -> io::Result<Detached> {
+    let (read, write) = pipe(libc::O_CLOEXEC)?;
+    // SAFETY: the process is single-threaded (see above), so the child is a
+    // full copy with no lock held by a vanished thread.
+    let pid = cerr(unsafe { libc::fork() })?;
+    if pid > 0 {
+        drop(write);
+        // The middle process exits at once; reap it so it leaves no zombie.
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer.
+        let _ = cerr_retry(|| unsafe { libc::waitpid(pid, &mut status, 0) });
+        return Ok(Detached::Launcher(File::from(read)));
+    }
+    drop(read);
+    // SAFETY: setsid and fork take no pointers; single-threaded as above.
+    unsafe {
+        if libc::setsid() < 0 {
+            libc::_exit(1);
+        }
+        match libc::fork() {
+            -1 => libc::_exit(1),
+            0 => {}
+            _ => libc::_exit(0),
+        }
+    }
+    Ok(Detached::Daemon(File::from(write)))
+}
