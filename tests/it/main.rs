@@ -19,6 +19,7 @@ mod init_scripts;
 mod lifecycle;
 mod policy;
 mod readiness;
+mod real_daemons;
 mod reload;
 mod reload_precise;
 mod stopping;

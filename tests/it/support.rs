@@ -394,6 +394,16 @@ impl Daemon {
         pid.unwrap()
     }
 
+    /// Waits until `label` has a process, ready or not; returns its pid.
+    pub fn wait_started(&self, label: &str) -> i32 {
+        let mut pid = None;
+        wait_until(secs(10), &format!("{label} has a process"), || {
+            pid = self.process(label).pid;
+            pid.is_some()
+        });
+        pid.unwrap()
+    }
+
     /// Waits until the daemon process has exited; returns its exit code.
     pub fn wait_exit(&mut self) -> i32 {
         let mut code = None;
