@@ -434,17 +434,22 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
         .into_iter()
         .filter(|r| name.is_none_or(|n| n == r.name || n == format!("{}:{}", r.name, r.instance)))
         .map(|r| {
-            let alive = crate::procfs::process_starttime(r.pid) == Some(r.starttime);
+            let alive = r.pid != 0 && crate::procfs::process_starttime(r.pid) == Some(r.starttime);
+            let (state, last_exit) = match (r.pid, alive) {
+                (0, _) => (r.phase.name(), r.last_exit),
+                (_, true) => ("running", Some("unsupervised".to_string())),
+                (_, false) => ("gone", Some("ended while unsupervised".to_string())),
+            };
             status::ProcessInfo {
                 name: r.name,
                 instance: r.instance,
-                state: if alive { "running" } else { "gone" }.to_string(),
+                state: state.to_string(),
                 pid: alive.then_some(r.pid),
                 uptime_secs: None,
                 restarts: r.restarts,
                 next_start_secs: None,
-                status_text: None,
-                last_exit: Some(if alive { "unsupervised" } else { "ended while unsupervised" }.to_string()),
+                status_text: r.status,
+                last_exit,
             }
         })
         .collect();

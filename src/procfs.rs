@@ -1,19 +1,19 @@
 //! What /proc says about processes: start times (which, with a pid, name one
-//! exact process), process groups and sessions, and the service marker in a
-//! process's environment.
+//! exact process), parents, process groups and sessions, users.
 //!
-//! Everything here reads files, with no libc call. The whole-/proc
-//! scans are only made at daemon start (finding services a crashed daemon
-//! had no time to record) and while a process group drains, never in an
-//! idle daemon.
+//! Everything here reads files, with no libc call. The one whole-/proc
+//! scan is made while a process group drains, never in an idle daemon.
+//! Nothing here reads a process's environment or title: a process may
+//! rewrite both (nginx and redis write their title over their
+//! environment), and anyone may forge them.
 
 use std::fs;
 
 use crate::sys::{self, Pid};
 
-/// The environment variable every service is started with: which daemon
-/// (by state file) and which instance it belongs to, so that a daemon that
-/// crashed between a spawn and its state write loses nothing.
+/// The environment variable every service is started with, saying which
+/// instance of which daemon (by state file) it is. It tells the service;
+/// the daemon never trusts it (see `daemon/adoption.rs`).
 pub const MARKER: &str = "MI7SOFT_SERVICE";
 
 /// The fields of /proc/PID/stat the daemon uses.
@@ -69,26 +69,26 @@ fn pids() -> impl Iterator<Item = Pid> {
     fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
 }
 
-/// Whether two processes belong to one service: the same process group,
-/// or one descends from the other (a worker that left for a session of its
-/// own, or a process that MAINPID= named).
-pub fn related(a: Pid, b: Pid) -> bool {
-    let (Some(sa), Some(sb)) = (stat(a), stat(b)) else { return false };
-    sa.pgid == sb.pgid || descends(a, b) || descends(b, a)
+/// Whether `ancestor` is among the parents of `pid`.
+pub fn descends(pid: Pid, ancestor: Pid) -> bool {
+    ancestors(pid).contains(&ancestor)
 }
 
-/// Whether `ancestor` is among the parents of `pid`.
-fn descends(mut pid: Pid, ancestor: Pid) -> bool {
+/// The parents of `pid`, nearest first, up to (not including) init.
+pub fn ancestors(mut pid: Pid) -> Vec<Pid> {
+    let mut found = Vec::new();
     // A chain of parents is short; the bound only guards against a loop
     // seen while pids are reused.
     for _ in 0..64 {
         match stat(pid) {
-            Some(s) if s.ppid == ancestor => return true,
-            Some(s) if s.ppid > 1 => pid = s.ppid,
-            _ => return false,
+            Some(s) if s.ppid > 1 => {
+                found.push(s.ppid);
+                pid = s.ppid;
+            }
+            _ => break,
         }
     }
-    false
+    found
 }
 
 /// Whether a live (not zombie) process is left in process group `pgid`.
@@ -122,54 +122,9 @@ pub fn uid(pid: Pid) -> Option<u32> {
     status_numbers(pid, "Uid:").first().copied()
 }
 
-/// Whether process `pid` carries exactly this marker: adoption trusts a
-/// state-file line only for a process the daemon really started.
-pub fn has_marker(pid: Pid, marker: &str) -> bool {
-    let expected = format!("{MARKER}={marker}");
-    fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == expected.as_bytes()))
-}
-
-/// A live service process found by its marker.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Marked {
-    pub pid: Pid,
-    pub name: String,
-    pub instance: u32,
-    pub starttime: u64,
-}
-
 /// The marker value for an instance of the daemon whose state file is `state`.
 pub fn marker(state: &str, name: &str, instance: u32) -> String {
     format!("{name}:{instance}:{state}")
-}
-
-/// Session leaders whose environment carries the marker of this daemon
-/// (`state`, its state file): the services it started. A worker of a
-/// service inherits the marker but is no session leader, so only the
-/// services themselves are found.
-pub fn marked(state: &str) -> Vec<Marked> {
-    let mut found = Vec::new();
-    for pid in pids() {
-        let Some(stat) = stat(pid) else { continue };
-        if stat.sid != pid || stat.pgid != pid || is_dead(stat.state) {
-            continue;
-        }
-        if let Some((name, instance)) = marker_of(pid, state) {
-            found.push(Marked { pid, name, instance, starttime: stat.starttime });
-        }
-    }
-    found
-}
-
-/// The instance (name, number) whose marker of the daemon with state file
-/// `state` process `pid` carries.
-pub fn marker_of(pid: Pid, state: &str) -> Option<(String, u32)> {
-    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let needle = format!("{MARKER}=");
-    let value = environ.split(|&b| b == 0).find_map(|entry| entry.strip_prefix(needle.as_bytes()))?;
-    let mut parts = std::str::from_utf8(value).ok()?.splitn(3, ':');
-    let (name, instance, owner) = (parts.next()?, parts.next()?.parse().ok()?, parts.next()?);
-    (owner == state).then(|| (name.to_string(), instance))
 }
 
 #[cfg(test)]

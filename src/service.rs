@@ -201,23 +201,15 @@ impl Service {
         }
     }
 
-    /// An instance found running from an earlier daemon's state file: up
-    /// (and ready: it was running long before), wanted up, with its old
-    /// pid, process group, start and restart count.
-    pub fn adopted(
-        name: &str,
-        instance: u32,
-        policy: Rc<Policy>,
-        (pid, group): (Pid, Pid),
-        since: Instant,
-        n_restarts: u32,
-    ) -> Service {
+    /// An instance taken back from an earlier daemon's state file, in the
+    /// state that daemon recorded (with its process, if one runs). The
+    /// caller restores the rest of the record into the public fields: what
+    /// the user wants, the process group, the one deadline, the restarts.
+    pub fn resumed(name: &str, instance: u32, policy: Rc<Policy>, state: State) -> Service {
         let mut service = Service::new(name, instance, policy);
-        service.state = State::Running { pid, since, ready: true };
-        service.group = group;
-        service.want = Want::Up;
-        service.n_restarts = n_restarts;
-        service.n_spawns = 1;
+        service.state = state;
+        // A start from here is a restart, unless it never ran.
+        service.n_spawns = u32::from(!matches!(state, State::Stopped | State::Waiting));
         service
     }
 

@@ -170,7 +170,7 @@ impl ServiceDef {
             .chain(cwd)
             .chain(std::iter::once(&b"env"[..]))
             .chain(self.environment.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]));
-        crate::state::fingerprint(parts.chain((!extra.is_empty()).then_some(extra.as_bytes())))
+        fnv1a(parts.chain((!extra.is_empty()).then_some(extra.as_bytes())))
     }
 }
 
@@ -403,6 +403,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     }
 }
 
+/// FNV-1a over `parts`, separated, as a stable fingerprint of a definition.
+/// Stable across versions of this program on purpose: an upgrade must not
+/// look like an edit of every service.
+fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &byte in part.iter().chain(&[0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
 /// Service names end up in file names, socket messages and `NAME:N`
 /// instance labels, so they are kept to a safe alphabet.
 pub fn valid_name(name: &str) -> bool {
@@ -420,6 +434,12 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(p) => p.into_iter().map(|p| format!("{}:{}: {}", p.line, p.column, p.message)).collect(),
         }
+    }
+
+    #[test]
+    fn fingerprints_separate_their_parts() {
+        assert_ne!(fnv1a([&b"ab"[..], b"c"]), fnv1a([&b"a"[..], b"bc"]));
+        assert_eq!(fnv1a([&b"x"[..]]), fnv1a([&b"x"[..]]));
     }
 
     #[test]

@@ -4,20 +4,23 @@
 //! when, and only when, what it records changed.
 
 use super::*;
+use crate::state::Phase;
 
 impl Daemon {
     // -- Adoption and the state file ----------------------------------------
 
-    /// Takes back every recorded process that still runs, then starts what
-    /// is missing, then applies config changes made while the daemon was
-    /// down, exactly as a reload would.
+    /// Takes back every recorded instance: a process that still runs is
+    /// adopted in the state it was in (starting, running or stopping, with
+    /// its deadline), one that is not is put back as it was (stopped,
+    /// fatal, in backoff), and one whose process ended meanwhile meets its
+    /// restart policy. Then starts what is missing, then applies config
+    /// changes made while the daemon was down, exactly as a reload would.
     pub(super) fn adopt_and_start(&mut self) {
         let path = self.config.daemon.state_file.clone();
         let (records, warnings) = state::read(&path);
         for warning in warnings {
             self.log.warning(format_args!("state file {}: {warning}", path.display()));
         }
-        let records = self.merge_marked(records);
         let now = Instant::now();
         let mut changed = Vec::new();
         for record in &records {
@@ -27,61 +30,70 @@ impl Daemon {
                     .warning(format_args!("state file {}: {label} recorded twice; using the first", path.display()));
                 continue;
             }
-            if !self.is_ours(record) {
-                self.log.info(format_args!(
-                    "{label}: pid {} ended while the daemon was down (or the pid now belongs to another process)",
-                    record.pid
-                ));
-                // The restart policy applies as if the exit had been seen.
-                let Some(def) = self.config.services.iter().find(|d| d.name == record.name) else { continue };
-                let restart = def.policy.restart != Restart::Never;
-                if !restart && record.instance > 0 {
-                    continue;
-                }
-                let mut slot = Slot::new(Rc::clone(def), record.instance);
-                slot.service.n_restarts = record.restarts;
-                slot.service.last_exit = Some("ended while the daemon was down".into());
-                slot.service.state = State::Exited;
-                self.slots.push(slot);
-                if restart {
-                    let index = self.slots.len() - 1;
-                    self.start(index, now);
-                }
-                continue;
-            }
             let def = self.config.services.iter().find(|d| d.name == record.name).cloned();
             let removed = def.is_none();
+            if record.pid == 0 {
+                // Nothing ran; only what the user and the policy decided is
+                // kept. A removed service has nothing left to do.
+                let Some(def) = def else { continue };
+                if record.phase == Phase::Stopped && record.instance > 0 {
+                    continue;
+                }
+                let state = match record.phase {
+                    Phase::Waiting => State::Waiting,
+                    Phase::Backoff => State::Backoff,
+                    Phase::Exited => State::Exited,
+                    Phase::Fatal => State::Fatal,
+                    _ => State::Stopped,
+                };
+                let mut slot = Slot::new(Rc::clone(&def), record.instance);
+                slot.service = Service::resumed(&def.name, record.instance, Rc::clone(&def.policy), state);
+                self.restore(&mut slot, record);
+                if state == State::Backoff && slot.service.deadline.is_none() {
+                    slot.service.deadline = Some(now);
+                }
+                self.slots.push(slot);
+                continue;
+            }
             // A service removed while the daemon was down is adopted only to
             // be stopped, as a reload would; it keeps the recorded command.
             let def = def.unwrap_or_else(|| Rc::new(ServiceDef::removed(&record.name)));
-            let uptime = procfs::seconds_since_boot()
-                .map(|boot| boot - record.starttime as f64 / sys::clock_ticks() as f64)
-                .map_or(Duration::ZERO, |secs| Duration::from_secs_f64(secs.max(0.0)));
-            let since = now.checked_sub(uptime).unwrap_or(now);
+            let Some(since) = self.is_ours(record).then(|| process_since(record.starttime, now)) else {
+                self.ended_while_down(record, def, removed, now);
+                continue;
+            };
+            let pid = record.pid;
+            let policy = &def.policy;
+            let (state, fallback) = match (record.phase, record.want_up) {
+                (Phase::Starting, true) => {
+                    let wait = match policy.ready {
+                        crate::config::Ready::Uptime => policy.min_uptime,
+                        _ => policy.ready_timeout,
+                    };
+                    (State::Running { pid, since, ready: false }, Some(now + wait))
+                }
+                (Phase::Stopping, _) | (_, false) => (State::Stopping { pid, since }, Some(now + policy.stop_timeout)),
+                _ => (State::Running { pid, since, ready: true }, None),
+            };
             let mut slot = Slot::new(Rc::clone(&def), record.instance);
-            // The group signals go to: the process's own, or the one it was
-            // in when a MAINPID= named it.
-            let group = procfs::stat(record.pid).map_or(record.pid, |s| s.pgid);
-            slot.service = Service::adopted(
-                &def.name,
-                record.instance,
-                Rc::clone(&def.policy),
-                (record.pid, group),
-                since,
-                record.restarts,
-            );
-            slot.starttime = record.starttime;
-            slot.started_at = record.started_at;
-            slot.watch = self.watch(record.pid);
+            slot.service = Service::resumed(&def.name, record.instance, Rc::clone(&def.policy), state);
+            self.restore(&mut slot, record);
+            slot.service.deadline = slot.service.deadline.or(fallback);
+            if let (State::Running { ready: true, .. }, Some(period)) = (state, policy.watchdog) {
+                // Pings are not written down (a quiet daemon writes
+                // nothing), so the watchdog starts a full period anew.
+                slot.service.deadline = Some(now + period);
+            }
+            slot.watch = self.watch(pid);
             slot.retired = removed;
             self.log.info(format_args!(
-                "{label}: adopted pid {} (up {})",
-                record.pid,
-                msg::short_duration(uptime.as_secs())
+                "{label}: adopted pid {pid} ({}, up {})",
+                state.name(),
+                msg::short_duration(now.saturating_duration_since(since).as_secs())
             ));
             self.slots.push(slot);
+            let index = self.slots.len() - 1;
             if removed {
-                let index = self.slots.len() - 1;
                 self.log.info(format_args!("{label}: removed from the config while the daemon was down; stopping it"));
                 self.dispatch(index, Event::Stop, now);
             } else if record.fingerprint != def.fingerprint() && !changed.contains(&def.name) {
@@ -103,7 +115,7 @@ impl Daemon {
         for name in changed {
             self.log.info(format_args!("{name}: definition changed while the daemon was down; restarting"));
             for index in self.select(&name).unwrap_or_default() {
-                if self.slots[index].service.state.is_up() {
+                if self.slots[index].service.state.is_up() && self.slots[index].service.want == Want::Up {
                     self.dispatch(index, Event::Stop, now);
                     self.start(index, now);
                 }
@@ -122,72 +134,80 @@ impl Daemon {
         }
     }
 
-    /// Adds the services that carry this daemon's marker but that the state
-    /// file does not name (a daemon that crashed between a spawn and its
-    /// state write). Where two live processes claim one instance, the newer
-    /// one is kept and the older one's group is stopped: none runs twice.
-    fn merge_marked(&mut self, mut records: Vec<Record>) -> Vec<Record> {
-        let mut marked = procfs::marked(&self.marker_owner());
-        marked.sort_by_key(|m| std::cmp::Reverse(m.starttime));
-        for found in marked {
-            let label = key_label(&(found.name.clone(), found.instance));
-            let known = records.iter().position(|r| r.name == found.name && r.instance == found.instance);
-            if let Some(i) = known {
-                let record = &records[i];
-                if record.pid == found.pid {
-                    continue;
-                }
-                let recorded_alive = self.is_ours(record);
-                if recorded_alive && procfs::related(record.pid, found.pid) {
-                    // One run of the service: a worker that made a session
-                    // of its own inherits the marker, and so does a process
-                    // MAINPID= named; neither is a second copy.
-                    continue;
-                }
-                if recorded_alive && record.starttime >= found.starttime {
-                    self.stop_duplicate(&label, found.pid);
-                    continue;
-                }
-                if recorded_alive {
-                    self.stop_duplicate(&label, record.pid);
-                }
+    /// What a record keeps beyond the state: the user's wish, the process
+    /// as the kernel names it, the deadline, the texts and the counts.
+    fn restore(&self, slot: &mut Slot, record: &Record) {
+        slot.service.want = if record.want_up { Want::Up } else { Want::Down };
+        slot.service.group = record.group;
+        slot.service.deadline = record.deadline.map(|ms| self.clock.instant(ms));
+        slot.service.n_restarts = record.restarts;
+        slot.service.last_exit = record.last_exit.clone();
+        slot.starttime = record.starttime;
+        slot.session = record.session;
+        slot.started_at = record.started_at;
+        slot.status_text = record.status.clone();
+    }
+
+    /// A recorded process is gone (or its pid is another process's now).
+    /// What is left of its process group is stopped first (the pid of a
+    /// group's leader is not reused while the group lives, so survivors of
+    /// a group whose leader's pid is free, or still the recorded process,
+    /// are the service's); then the restart policy applies as if the exit
+    /// had been seen, unless the user had asked it to stop.
+    fn ended_while_down(&mut self, record: &Record, def: Rc<ServiceDef>, removed: bool, now: Instant) {
+        let label = key_label(&(record.name.clone(), record.instance));
+        let leader_free = procfs::stat(record.group)
+            .is_none_or(|leader| record.group == record.pid && leader.starttime == record.starttime);
+        let survivors = leader_free && procfs::group_alive(record.group);
+        self.log.info(format_args!(
+            "{label}: pid {} ended while the daemon was down (or the pid now belongs to another process){}",
+            record.pid,
+            if survivors {
+                format!("; stopping what is left of process group {}", record.group)
+            } else {
+                String::new()
             }
-            let fingerprint = self.config.services.iter().find(|d| d.name == found.name).map_or(0, |d| d.fingerprint());
-            let uptime = procfs::seconds_since_boot()
-                .map_or(0.0, |boot| boot - found.starttime as f64 / sys::clock_ticks() as f64);
-            let wall = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let record = Record {
-                name: found.name.clone(),
-                instance: found.instance,
-                pid: found.pid,
-                starttime: found.starttime,
-                started_at: wall.saturating_sub(uptime.max(0.0) as u64),
-                restarts: known.map_or(0, |i| records[i].restarts + 1),
-                fingerprint,
-            };
-            self.log
-                .info(format_args!("{label}: found pid {} by its marker; the state file did not record it", found.pid));
-            match known {
-                Some(i) => records[i] = record,
-                None => records.push(record),
-            }
+        ));
+        let restart = def.policy.restart != Restart::Never && record.want_up && !removed;
+        if !survivors && (removed || (!restart && record.instance > 0)) {
+            return;
         }
-        records
+        let since = process_since(record.starttime, now);
+        let state = if record.want_up && !removed {
+            State::Running { pid: record.pid, since, ready: true }
+        } else {
+            State::Stopping { pid: record.pid, since }
+        };
+        let mut slot = Slot::new(Rc::clone(&def), record.instance);
+        slot.service = Service::resumed(&def.name, record.instance, Rc::clone(&def.policy), state);
+        slot.service.want = if record.want_up && !removed { Want::Up } else { Want::Down };
+        slot.service.group = record.group;
+        slot.service.n_restarts = record.restarts;
+        slot.retired = removed;
+        self.slots.push(slot);
+        let index = self.slots.len() - 1;
+        let status = ExitStatus::Unknown;
+        if survivors {
+            self.dispatch(index, Event::Exited { status, group_alive: true }, now);
+            return;
+        }
+        self.dispatch(index, Event::Exited { status, group_alive: false }, now);
+        let service = &mut self.slots[index].service;
+        service.last_exit = Some("ended while the daemon was down".into());
     }
 
-    /// Whether a state-file line names a live process this daemon started:
-    /// same pid, same start time, and its environment carries this
-    /// daemon's marker for that instance. A tampered or stale line can
-    /// never make the daemon adopt, or signal, an unrelated process.
+    /// Whether a record names a live process this daemon's predecessor
+    /// started: the same pid and start time (so not a reused pid), and the
+    /// same session or process group, facts the kernel keeps and no
+    /// process can forge, unlike its environment or its title. The state
+    /// file itself is trusted only when nobody but the daemon's user can
+    /// write it or its directory (checked at setup).
     fn is_ours(&self, record: &Record) -> bool {
-        procfs::process_starttime(record.pid) == Some(record.starttime)
-            && procfs::has_marker(record.pid, &self.marker(&record.name, record.instance))
-    }
-
-    fn stop_duplicate(&mut self, label: &str, pid: sys::Pid) {
-        self.log.warning(format_args!("{label}: pid {pid} is a second copy left by a crashed daemon; stopping it"));
-        let _ = sys::kill_group(pid, libc::SIGTERM);
-        let _ = sys::kill_group(pid, libc::SIGCONT);
+        procfs::stat(record.pid).is_some_and(|stat| {
+            stat.is_alive()
+                && stat.starttime == record.starttime
+                && (stat.sid == record.session || stat.pgid == record.group)
+        })
     }
 
     /// How to watch an adopted process: a pidfd where the kernel has them.
@@ -264,23 +284,14 @@ impl Daemon {
             return;
         }
         self.dirty = false;
-        let records: Vec<Record> = self
-            .slots
-            .iter()
-            .filter_map(|slot| {
-                let pid = slot.service.state.pid()?;
-                Some(Record {
-                    name: slot.service.name.clone(),
-                    instance: slot.service.instance,
-                    pid,
-                    starttime: slot.starttime,
-                    started_at: slot.started_at,
-                    restarts: slot.service.n_restarts,
-                    fingerprint: slot.def.fingerprint(),
-                })
-            })
-            .collect();
-        let text = state::render(&records);
+        let records: Vec<Record> =
+            self.slots.iter().filter_map(|slot| record_of(slot, &slot.service, &self.clock)).collect();
+        self.write_state(&records);
+    }
+
+    /// Writes `records` to the state file, unless it holds them already.
+    pub(super) fn write_state(&mut self, records: &[Record]) {
+        let text = state::render(records);
         if text == self.last_state {
             return;
         }
@@ -302,5 +313,126 @@ impl Daemon {
                 self.dirty = true;
             }
         }
+    }
+}
+
+/// What the state file says of one slot whose state machine is `service`
+/// (its own, or a preview of its next step); `None` for one that is retired
+/// and down (it is dropped).
+pub(super) fn record_of(slot: &Slot, service: &Service, clock: &Clock) -> Option<Record> {
+    if slot.retired && !service.state.is_up() {
+        return None;
+    }
+    let phase = match service.state {
+        State::Stopped => Phase::Stopped,
+        State::Waiting => Phase::Waiting,
+        State::Spawning | State::Running { ready: false, .. } => Phase::Starting,
+        State::Running { ready: true, .. } => Phase::Running,
+        State::Stopping { .. } | State::Draining { .. } => Phase::Stopping,
+        State::Backoff => Phase::Backoff,
+        State::Exited => Phase::Exited,
+        State::Fatal => Phase::Fatal,
+    };
+    let pid = service.state.pid().unwrap_or(0);
+    let up = pid != 0;
+    Some(Record {
+        name: service.name.clone(),
+        instance: service.instance,
+        phase,
+        want_up: service.want == Want::Up,
+        pid,
+        starttime: if up { slot.starttime } else { 0 },
+        session: if up { slot.session } else { 0 },
+        group: if up { service.group } else { 0 },
+        started_at: if up { slot.started_at } else { 0 },
+        restarts: service.n_restarts,
+        fingerprint: slot.def.fingerprint(),
+        deadline: service.deadline.map(|d| clock.millis(d)),
+        last_exit: service.last_exit.clone(),
+        status: slot.status_text.clone(),
+    })
+}
+
+/// Converts between this process's `Instant`s and CLOCK_MONOTONIC
+/// milliseconds, which outlive it (the state file's deadlines). Both read
+/// the same clock, so one pair of readings, taken at start, converts
+/// exactly, and the same deadline always gives the same number.
+pub(super) struct Clock {
+    instant: Instant,
+    millis: u64,
+}
+
+impl Clock {
+    pub(super) fn now(instant: Instant) -> Clock {
+        Clock { instant, millis: sys::monotonic().as_millis() as u64 }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        match at.checked_duration_since(self.instant) {
+            Some(ahead) => self.millis + ahead.as_millis() as u64,
+            None => self.millis.saturating_sub(self.instant.duration_since(at).as_millis() as u64),
+        }
+    }
+
+    fn instant(&self, millis: u64) -> Instant {
+        let instant = if millis >= self.millis {
+            self.instant.checked_add(Duration::from_millis(millis - self.millis))
+        } else {
+            self.instant.checked_sub(Duration::from_millis(self.millis - millis))
+        };
+        instant.unwrap_or(self.instant)
+    }
+}
+
+/// When a process with this /proc start time started, as an `Instant`.
+fn process_since(starttime: u64, now: Instant) -> Instant {
+    let uptime = procfs::seconds_since_boot()
+        .map(|boot| boot - starttime as f64 / sys::clock_ticks() as f64)
+        .map_or(Duration::ZERO, |secs| Duration::from_secs_f64(secs.max(0.0)));
+    now.checked_sub(uptime).unwrap_or(now)
+}
+
+/// The state file is the daemon's memory of which processes are its own:
+/// whoever can rewrite it could aim the daemon at any process. So it and
+/// its directory must be writable by the daemon's user alone (a sticky
+/// directory such as /tmp excepted, where others cannot replace the file).
+pub(super) fn check_state_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = sys::geteuid();
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let writable_by_others = |m: &std::fs::Metadata| m.mode() & 0o022 != 0;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if writable_by_others(&meta) && meta.mode() & 0o1000 == 0 {
+            return Err(format!(
+                "state file {}: its directory {} is writable by others (mode {:04o}), who could rewrite it and \
+                 aim the daemon at any process; refusing to adopt from it (chmod go-w {})",
+                path.display(),
+                dir.display(),
+                meta.mode() & 0o7777,
+                dir.display()
+            ));
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.uid() != euid || writable_by_others(&meta) || !meta.file_type().is_file() => {
+            let what = if !meta.file_type().is_file() {
+                "not a regular file"
+            } else if meta.uid() != euid {
+                "owned by another user"
+            } else {
+                "writable by others"
+            };
+            Err(format!(
+                "state file {}: {what} (owner uid {}, mode {:04o}); only the daemon's user (uid {euid}) may write \
+                 it, so refusing to adopt from it",
+                path.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ))
+        }
+        _ => Ok(()),
     }
 }

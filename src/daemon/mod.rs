@@ -74,6 +74,9 @@ struct Slot {
     /// /proc start time (clock ticks after boot) of its current process,
     /// which with the pid names that exact process in the state file.
     starttime: u64,
+    /// The session of its current process: the one the spawn made (the
+    /// service leads it), or the one of the process `MAINPID=` named.
+    session: sys::Pid,
     /// Wall-clock start of its current process, seconds since the epoch.
     started_at: u64,
     /// The last STATUS= it sent over the notify socket.
@@ -88,6 +91,7 @@ impl Slot {
             retired: false,
             watch: Watch::Child,
             starttime: 0,
+            session: 0,
             started_at: 0,
             status_text: None,
         }
@@ -190,6 +194,8 @@ struct Daemon {
     checks: Vec<probes::Check>,
     /// Counts changes of any instance's state or pid (for event streams).
     generation: u64,
+    /// Turns deadlines into numbers that outlive the daemon.
+    clock: adoption::Clock,
     /// Accepting on the control socket is paused until then (it failed).
     accept_paused: Option<Instant>,
     /// The web UI's server, when `[web]` is configured.
@@ -236,6 +242,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         notify: None,
         checks: Vec::new(),
         generation: 0,
+        clock: adoption::Clock::now(Instant::now()),
         accept_paused: None,
         #[cfg(feature = "web")]
         web: None,
@@ -287,6 +294,7 @@ fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File), S
     if config.daemon.subreaper {
         sys::become_subreaper().map_err(|e| SetupError(format!("subreaper = true: {}", msg::io_error(&e))))?;
     }
+    adoption::check_state_file(&config.daemon.state_file).map_err(SetupError)?;
     // A failure here only means fewer services fit; not a reason to stop.
     let _ = sys::raise_nofile();
     // Whatever the daemon inherited (beyond stdio) is not for its services.
@@ -605,17 +613,20 @@ impl Daemon {
 
     /// Feeds one event to an instance and performs the resulting actions.
     fn dispatch(&mut self, index: usize, event: Event, now: Instant) {
-        let before = self.slots[index].service.state;
+        let (before, wanted) = (self.slots[index].service.state, self.slots[index].service.want);
         let actions = self.slots[index].service.step(event, now);
         let after = self.slots[index].service.state;
-        self.dirty |= after.pid() != before.pid();
+        // The state file follows pids, states and wishes; not pings or
+        // STATUS= texts, which would make a quiet daemon write all day.
+        self.dirty |=
+            after.pid() != before.pid() || after.name() != before.name() || self.slots[index].service.want != wanted;
         if after.pid() != before.pid() || after.name() != before.name() {
             self.generation += 1;
         }
         for action in actions {
             match action {
                 Action::Spawn => {
-                    let outcome = self.spawn(index);
+                    let outcome = self.spawn(index, now);
                     self.dispatch(index, outcome, now);
                 }
                 Action::Signal(pid, signal) => {
@@ -635,55 +646,79 @@ impl Daemon {
     }
 
     /// Forks and execs an instance; the outcome is the next event.
-    fn spawn(&mut self, index: usize) -> Event {
+    ///
+    /// The child waits before exec until the state file names it, so a
+    /// crash of the daemon at any moment leaves no service running that
+    /// the next daemon does not know: either the record was written and the
+    /// service runs, or the child sees the daemon gone and exits without
+    /// running anything. The record written is the one the end of the pass
+    /// would write (the state machine's next step, previewed), so a spawn
+    /// costs one state write, not two.
+    fn spawn(&mut self, index: usize, now: Instant) -> Event {
         let def = Rc::clone(&self.slots[index].def);
         let output = if self.slots[index].retired { None } else { self.output_fd(&def) };
-        let slot = &self.slots[index];
-        let def = &slot.def;
-        let label = label(&slot.service);
-        if slot.retired {
+        let label = label(&self.slots[index].service);
+        if self.slots[index].retired {
             return Event::SpawnFailed("removed from the config".into());
         }
-        let env = self.environment(def, slot.service.instance);
-        let cwd = def.working_directory.as_deref().or_else(|| self.config.path.parent());
+        let env = self.environment(&def, self.slots[index].service.instance);
+        let cwd = def.working_directory.clone().or_else(|| self.config.path.parent().map(Path::to_path_buf));
+        let cwd = cwd.as_deref();
         let limits: Vec<sys::Limit> = def.limits.iter().map(|(_, limit)| *limit).collect();
-        let result = Spawn::new(&def.command, &def.args, &env, cwd)
+        let describe = |e: sys::SpawnError| {
+            let what = match e.stage {
+                sys::SpawnStage::Exec => format!("exec {}", def.command),
+                sys::SpawnStage::Chdir => format!("chdir {}", cwd.unwrap_or(Path::new("/")).display()),
+                sys::SpawnStage::Setup => "spawn".to_string(),
+                sys::SpawnStage::Nice => format!("nice {}", def.nice.unwrap_or(0)),
+                sys::SpawnStage::Limit => match def.limits.get(e.index) {
+                    Some((name, limit)) => match limit.value {
+                        Some(value) => format!("setrlimit {name}={value}"),
+                        None => format!("setrlimit {name}=unlimited"),
+                    },
+                    None => "setrlimit".to_string(),
+                },
+                sys::SpawnStage::Groups => "setgroups".to_string(),
+                sys::SpawnStage::Gid => format!("setgid {}", def.credentials.as_ref().map_or(0, |c| c.gid)),
+                sys::SpawnStage::Uid => format!("setuid {}", def.credentials.as_ref().map_or(0, |c| c.uid)),
+            };
+            format!("{what}: {}", msg::io_error(&e.error))
+        };
+        let forked = Spawn::new(&def.command, &def.args, &env, cwd)
             .map_err(|e| format!("{}: {}", def.command, msg::io_error(&e)))
             .and_then(|spawn| {
-                let spawn = spawn
+                spawn
                     .umask(def.umask)
                     .nice(def.nice)
                     .limits(&limits)
                     .credentials(def.credentials.as_ref())
-                    .output(output);
-                spawn.run(&self.stdin).map_err(|e| {
-                    let what = match e.stage {
-                        sys::SpawnStage::Exec => format!("exec {}", def.command),
-                        sys::SpawnStage::Chdir => format!("chdir {}", cwd.unwrap_or(Path::new("/")).display()),
-                        sys::SpawnStage::Setup => "spawn".to_string(),
-                        sys::SpawnStage::Nice => format!("nice {}", def.nice.unwrap_or(0)),
-                        sys::SpawnStage::Limit => match def.limits.get(e.index) {
-                            Some((name, limit)) => match limit.value {
-                                Some(value) => format!("setrlimit {name}={value}"),
-                                None => format!("setrlimit {name}=unlimited"),
-                            },
-                            None => "setrlimit".to_string(),
-                        },
-                        sys::SpawnStage::Groups => "setgroups".to_string(),
-                        sys::SpawnStage::Gid => format!("setgid {}", def.credentials.as_ref().map_or(0, |c| c.gid)),
-                        sys::SpawnStage::Uid => format!("setuid {}", def.credentials.as_ref().map_or(0, |c| c.uid)),
-                    };
-                    format!("{what}: {}", msg::io_error(&e.error))
-                })
+                    .output(output)
+                    .pid_variable(def.policy.watchdog.map(|_| "WATCHDOG_PID"))
+                    .fork(&self.stdin)
+                    .map_err(describe)
             });
+        let result = forked.and_then(|forked| {
+            let pid = forked.pid;
+            let slot = &mut self.slots[index];
+            slot.watch = Watch::Child;
+            slot.status_text = None;
+            slot.starttime = procfs::process_starttime(pid).unwrap_or(0);
+            slot.session = pid;
+            slot.started_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let mut preview = slot.service.clone();
+            preview.step(Event::Spawned(pid), now);
+            let records: Vec<Record> = (0..self.slots.len())
+                .filter_map(|i| {
+                    let slot = &self.slots[i];
+                    adoption::record_of(slot, if i == index { &preview } else { &slot.service }, &self.clock)
+                })
+                .collect();
+            self.write_state(&records);
+            forked.release().map_err(describe)
+        });
         match result {
             Ok(pid) => {
                 self.log.info(format_args!("{label}: started (pid {pid})"));
-                let slot = &mut self.slots[index];
-                slot.watch = Watch::Child;
-                slot.status_text = None;
-                slot.starttime = procfs::process_starttime(pid).unwrap_or(0);
-                slot.started_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 Event::Spawned(pid)
             }
             Err(reason) => {
@@ -703,6 +738,8 @@ impl Daemon {
         } else {
             self.env.clone()
         };
+        // The daemon's own watchdog (were it run by systemd) is not theirs.
+        env.retain(|e| !e.starts_with(b"WATCHDOG_USEC=") && !e.starts_with(b"WATCHDOG_PID="));
         let mut set = |key: &str, value: &[u8]| {
             env.retain(|entry| !(entry.starts_with(key.as_bytes()) && entry.get(key.len()) == Some(&b'=')));
             env.push([key.as_bytes(), b"=", value].concat());
@@ -717,6 +754,12 @@ impl Daemon {
         }
         if notify::uses_notify(def) {
             set("NOTIFY_SOCKET", self.notify_path().as_os_str().as_bytes());
+        }
+        // As systemd sets it: libsystemd's sd_watchdog_enabled() reads it
+        // with WATCHDOG_PID, the child's own pid, which the child fills in
+        // (see `Spawn::pid_variable`).
+        if let Some(period) = def.policy.watchdog {
+            set("WATCHDOG_USEC", period.as_micros().to_string().as_bytes());
         }
         // Last, so no config can remove it: how a daemon finds this process
         // should the previous one crash before recording it.

@@ -5,14 +5,14 @@
 //! One datagram socket serves every service. The kernel attaches the
 //! sender's pid and uid to each message (SO_PASSCRED), and a message counts
 //! only when that pid is a service's main process, a member of its process
-//! group, or a process that carries its marker and runs as its user;
-//! anything else is dropped, so one service cannot speak for another.
+//! group, or a process of its session that runs as its user; anything else
+//! is dropped, so one service cannot speak for another.
 //!
 //! `MAINPID=` hands the service over to another process (a daemon that
-//! forks and lets its parent exit). It is taken only when that process
-//! carries the instance's marker (so the service started it, and a later
-//! daemon can adopt it) and belongs to the sender's user, unless the sender
-//! is root. From then on that process is the one watched and recorded,
+//! forks and lets its parent exit). It is taken only when that process is
+//! in the service's session or descends from its main process (so the
+//! service started it), and belongs to the sender's user, unless the
+//! sender is root. From then on that process is the one watched and recorded,
 //! and signals go to its process group; the old main process may exit
 //! without that counting as the service's end, provided the message is
 //! sent before it does.
@@ -99,9 +99,11 @@ impl Daemon {
             return Ok(());
         }
         let stat = procfs::stat(pid).filter(procfs::Stat::is_alive).ok_or("no such process")?;
-        let marker = self.marker(&slot.service.name, slot.service.instance);
-        if !procfs::has_marker(pid, &marker) {
-            return Err(format!("process {pid} was not started by this service (no {}={marker})", procfs::MARKER));
+        if stat.sid != slot.session && !procfs::descends(pid, current) {
+            return Err(format!(
+                "process {pid} is neither in the service's session ({}) nor a descendant of its main process {current}",
+                slot.session
+            ));
         }
         if sender.uid != 0 && procfs::uid(pid) != Some(sender.uid) {
             return Err(format!("process {pid} belongs to another user than the sender"));
@@ -115,25 +117,39 @@ impl Daemon {
         let slot = &mut self.slots[index];
         slot.watch = watch;
         slot.starttime = stat.starttime;
+        slot.session = stat.sid;
         self.dispatch(index, Event::MainPid { pid, group: stat.pgid }, now);
+        // Recorded at once: the old main process may be gone already, and
+        // a crash before the end of the pass would lose the new one.
+        self.dirty = true;
+        self.persist();
         Ok(())
     }
 
     /// The instance a sender belongs to: its main process, a member of its
-    /// process group, or a process that carries its marker (a child that
-    /// made a session of its own) and runs as the same user as its main
-    /// process, or as root.
+    /// process group, or a process of its session (a worker that made a
+    /// process group of its own) or a descendant of its main process (one
+    /// that made a session of its own), either running as the same user as
+    /// its main process, or as root. Sessions and groups are the kernel's word; a
+    /// process can neither forge nor join another user's.
     fn slot_of(&self, sender: sys::Sender) -> Option<usize> {
         let pid = sender.pid;
         if let Some(index) = self.slots.iter().position(|s| s.service.state.pid() == Some(pid)) {
             return Some(index);
         }
-        let pgid = procfs::stat(pid)?.pgid;
-        if let Some(index) = self.slots.iter().position(|s| s.service.state.is_up() && s.service.group == pgid) {
+        let stat = procfs::stat(pid)?;
+        if let Some(index) = self.slots.iter().position(|s| s.service.state.is_up() && s.service.group == stat.pgid) {
             return Some(index);
         }
-        let (name, instance) = procfs::marker_of(pid, &self.marker_owner())?;
-        let index = self.slots.iter().position(|s| s.service.name == name && s.service.instance == instance)?;
+        let index = match self.slots.iter().position(|s| s.service.state.is_up() && s.session == stat.sid) {
+            Some(index) => index,
+            None => {
+                // A descendant in a session of its own (a daemon's child
+                // that called setsid before its MAINPID=).
+                let ancestors = procfs::ancestors(pid);
+                self.slots.iter().position(|s| s.service.state.main_pid().is_some_and(|m| ancestors.contains(&m)))?
+            }
+        };
         let main = self.slots[index].service.state.main_pid()?;
         (sender.uid == 0 || procfs::uid(main) == Some(sender.uid)).then_some(index)
     }

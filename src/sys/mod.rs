@@ -32,8 +32,8 @@ mod signal;
 mod socket;
 
 pub use process::{
-    Credentials, Detached, ExitStatus, LIMIT_NAMES, Limit, Spawn, SpawnStage, become_subreaper, detach, kill_group,
-    limit_resource, pidfd_open, reap_one,
+    Credentials, Detached, ExitStatus, LIMIT_NAMES, Limit, Spawn, SpawnError, SpawnStage, become_subreaper, detach,
+    kill_group, limit_resource, pidfd_open, reap_one,
 };
 pub use signal::{SignalPipe, signal_name, signal_number};
 pub use socket::{
@@ -106,6 +106,16 @@ pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf takes no pointers.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks as u64 } else { 100 }
+}
+
+/// CLOCK_MONOTONIC: the clock std's `Instant` reads, as a number every
+/// process of this boot shares, so a deadline can outlive the daemon that
+/// set it (the state file records deadlines this way).
+pub fn monotonic() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 // ---------------------------------------------------------------------------

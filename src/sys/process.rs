@@ -172,6 +172,23 @@ pub struct Spawn {
     /// The open-files limit the daemon had before raising its own (see
     /// [`raise_nofile`](super::raise_nofile)): services start with what they would have had.
     nofile: Option<libc::rlimit>,
+    /// The name of a variable the child sets to its own pid
+    /// (`WATCHDOG_PID`), which only the child knows before exec.
+    pid_variable: Option<&'static str>,
+}
+
+/// The most bytes a `NAME=PID` entry of [`Spawn::pid_variable`] takes.
+const PID_ENTRY: usize = 48;
+
+/// A forked child that waits, before exec, for the parent's word
+/// ([`Forked::release`]): the parent can record the child's pid first, so
+/// no crash of the parent can leave a service running that no record names.
+/// Should the parent die first, the child reads end-of-file instead and
+/// exits without running anything.
+pub struct Forked {
+    pub pid: Pid,
+    go: OwnedFd,
+    err_read: OwnedFd,
 }
 
 impl Spawn {
@@ -214,7 +231,14 @@ impl Spawn {
             credentials: None,
             output: None,
             nofile: ORIGINAL_NOFILE.get().copied(),
+            pid_variable: None,
         })
+    }
+
+    /// Has the child set `name` to its own pid in its environment.
+    pub fn pid_variable(mut self, name: Option<&'static str>) -> Spawn {
+        self.pid_variable = name.filter(|n| n.len() + 12 < PID_ENTRY);
+        self
     }
 
     /// The file mode creation mask the service starts with.
@@ -245,30 +269,58 @@ impl Spawn {
         self
     }
 
-    /// Forks and execs. The child gets its own session and process group
-    /// (setsid), default signal handling, stdin from `stdin`, and the daemon's
-    /// stdout and stderr. Returns once the child has exec'ed, or with the
-    /// error it hit before that (the child is then already reaped).
+    /// Forks and execs at once: [`Spawn::fork`], then [`Forked::release`].
     pub fn run(&self, stdin: &File) -> Result<Pid, SpawnError> {
+        self.fork(stdin)?.release()
+    }
+
+    /// Forks a child that gets its own session and process group (setsid)
+    /// and then waits for [`Forked::release`] before it goes on: default
+    /// signal handling, stdin from `stdin`, the daemon's stdout and stderr
+    /// unless [`Spawn::output`] says otherwise, and exec.
+    pub fn fork(&self, stdin: &File) -> Result<Forked, SpawnError> {
         let setup = |error| SpawnError { stage: SpawnStage::Setup, index: 0, error };
         let argv = null_terminated(&self.argv);
-        let envp = null_terminated(&self.envp);
+        let mut envp = null_terminated(&self.envp);
+        if self.pid_variable.is_some() {
+            // A slot the child points at its own `NAME=PID` entry.
+            envp.insert(envp.len() - 1, std::ptr::null());
+        }
         let (err_read, err_write) = pipe(libc::O_CLOEXEC).map_err(setup)?;
+        let (gate, go) = pipe(libc::O_CLOEXEC).map_err(setup)?;
 
         // SAFETY: the child branch below only calls async-signal-safe
-        // functions (setsid, sigaction, sigprocmask, dup2, umask,
-        // setpriority, setrlimit, setgroups, setgid, setuid, chdir, execve,
-        // write, _exit) on data prepared before the fork; it never returns
-        // into Rust code that could allocate or unwind.
+        // functions (setsid, close, read, getpid, sigaction, sigprocmask,
+        // dup2, umask, setpriority, setrlimit, setgroups, setgid, setuid,
+        // chdir, execve, write, _exit) on data prepared before the fork; it
+        // never returns into Rust code that could allocate or unwind.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(setup(io::Error::last_os_error()));
         }
         if pid == 0 {
+            let fds = ChildFds {
+                stdin: stdin.as_raw_fd(),
+                err: err_write.as_raw_fd(),
+                gate: gate.as_raw_fd(),
+                go: go.as_raw_fd(),
+            };
             // SAFETY: see above; we are the child and end in execve or _exit.
-            unsafe { child_after_fork(self, &argv, &envp, stdin.as_raw_fd(), err_write.as_raw_fd()) }
+            unsafe { child_after_fork(self, &argv, &mut envp, fds) }
         }
-        drop(err_write);
+        Ok(Forked { pid, go, err_read })
+    }
+}
+
+impl Forked {
+    /// Lets the child go on to exec. Returns once it has exec'ed, or with
+    /// the error it hit before that (the child is then already reaped).
+    pub fn release(self) -> Result<Pid, SpawnError> {
+        let Forked { pid, go, err_read } = self;
+        // One byte says go; closing the pipe without it says exit.
+        // SAFETY: writing one byte from a local buffer.
+        let _ = cerr_retry(|| unsafe { libc::write(go.as_raw_fd(), b"g".as_ptr().cast(), 1) });
+        drop(go);
 
         // The pipe is close-on-exec: EOF means exec succeeded; 5 bytes mean
         // the child reports the stage and errno it failed with.
@@ -312,17 +364,29 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
     strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
 }
 
-/// The child's half of [`Spawn::run`].
+/// The descriptors the child works with.
+struct ChildFds {
+    stdin: RawFd,
+    /// Where a failure before exec is reported.
+    err: RawFd,
+    /// Read end of the gate: one byte means go on, end-of-file means exit.
+    gate: RawFd,
+    /// The parent's end of the gate, which the child must close to see
+    /// end-of-file should the parent die.
+    go: RawFd,
+}
+
+/// The child's half of [`Spawn::fork`].
 ///
 /// # Safety
 /// Must only be called in a freshly forked child; it never returns.
 unsafe fn child_after_fork(
     spawn: &Spawn,
     argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-    stdin: RawFd,
-    err_fd: RawFd,
+    envp: &mut [*const libc::c_char],
+    fds: ChildFds,
 ) -> ! {
+    let ChildFds { stdin, err: err_fd, gate, go } = fds;
     let fail_at = |stage: SpawnStage, index: usize, errno: libc::c_int| -> ! {
         let mut report = [stage as u8, index.min(255) as u8, 0, 0, 0, 0];
         report[2..].copy_from_slice(&errno.to_ne_bytes());
@@ -339,6 +403,47 @@ unsafe fn child_after_fork(
     unsafe {
         if libc::setsid() < 0 {
             fail(SpawnStage::Setup, errno());
+        }
+        // Wait for the parent's word; it records our pid meanwhile.
+        libc::close(go);
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(gate, (&raw mut byte).cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            // The parent died before it recorded us: run nothing.
+            libc::_exit(0);
+        }
+        libc::close(gate);
+        let mut pid_entry = [0u8; PID_ENTRY];
+        if let Some(name) = spawn.pid_variable {
+            let mut n = 0;
+            for &b in name.as_bytes().iter().chain(b"=") {
+                pid_entry[n] = b;
+                n += 1;
+            }
+            let mut digits = [0u8; 10];
+            let mut d = 0;
+            let mut pid = libc::getpid() as u32;
+            loop {
+                digits[d] = b'0' + (pid % 10) as u8;
+                d += 1;
+                pid /= 10;
+                if pid == 0 {
+                    break;
+                }
+            }
+            while d > 0 {
+                d -= 1;
+                pid_entry[n] = digits[d];
+                n += 1;
+            }
+            let slot = envp.len() - 2;
+            envp[slot] = pid_entry.as_ptr().cast();
         }
         // Handlers are reset by exec, but ignored signals (SIGPIPE) are not,
         // and the mask is inherited: give the service a clean slate.

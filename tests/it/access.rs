@@ -1,5 +1,6 @@
-//! Who may control the daemon (SO_PEERCRED, control_group), and that a
-//! tampered state file cannot aim the daemon at an unrelated process.
+//! Who may control the daemon (SO_PEERCRED, control_group), and that no
+//! one but the daemon's user can aim it at an unrelated process: not
+//! through the state file, a forged marker, or MAINPID=.
 
 use std::process::{Command, Stdio};
 
@@ -69,24 +70,98 @@ fn control_group_commands_lets_members_command() {
     assert!(!alive(pid));
 }
 
+/// The state file says which processes are the daemon's own: one that
+/// others could have rewritten is refused, naming the file, and nothing
+/// that runs is touched; put right, it is used again.
 #[test]
-fn a_tampered_state_file_cannot_aim_the_daemon_at_another_process() {
+fn a_state_file_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = TestDir::new("acc-state");
     dir.config("[[processes]]\nname = \"svc\"\ncommand = \"sleep\"\nargs = [\"1034\"]\n");
-    // An unrelated process (not started by the daemon), with its true start
-    // time written into the state file: only the marker tells it apart.
-    let mut stranger = Command::new("setsid").args(["sleep", "1035"]).current_dir(&dir.path).spawn().unwrap();
-    let pid = stranger.id() as i32;
-    wait_until(secs(5), "the stranger runs sleep", || cmdline(pid).contains("sleep 1035"));
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let starttime = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().to_string();
-    dir.write("d.state", &format!("mi7soft-daemon state 1\nsvc 0 {pid} {starttime} 1796000000 0 0\n"));
     let daemon = Daemon::start(&dir);
     let svc = daemon.wait_running("svc", None);
-    assert_ne!(svc, pid, "the stranger was adopted");
+    drop(daemon);
+    std::fs::set_permissions(dir.join("d.state"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run(&dir.path, &["start"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("state file {}: writable by others", dir.join("d.state").display())),
+        "{out:?}"
+    );
+    assert!(alive(svc), "a refused start touched the service");
+    assert_eq!(dir.count("sleep 1034"), 1, "a refused start started a second copy");
+    std::fs::set_permissions(dir.join("d.state"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let daemon = Daemon::start(&dir);
+    assert_eq!(daemon.wait_running("svc", None), svc);
+}
+
+/// The attack of issue 18: an unprivileged user starts a session leader
+/// that carries the service's marker, then waits for the daemon to start
+/// again. Markers are never believed: the real service is adopted, the
+/// stranger is neither adopted nor signalled.
+#[test]
+fn a_forged_marker_neither_hijacks_nor_stops_a_service() {
+    let dir = TestDir::new("acc-forge");
+    dir.config("[[processes]]\nname = \"svc\"\ncommand = \"sleep\"\nargs = [\"1035\"]\n");
+    let daemon = Daemon::start(&dir);
+    let svc = daemon.wait_running("svc", None);
+    let marker = format!("MI7SOFT_SERVICE=svc:0:{}", dir.join("d.state").display());
+    let mut forged = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "setsid", "env"])
+        .args([marker.as_str(), "sleep", "100002"])
+        .current_dir("/")
+        .spawn()
+        .unwrap();
+    let stranger = forged.id() as i32;
+    wait_until(secs(5), "the stranger runs sleep", || cmdline(stranger).contains("sleep 100002"));
+    drop(daemon);
+    let daemon = Daemon::start(&dir);
+    assert_eq!(daemon.wait_running("svc", None), svc, "{}", daemon.log());
+    assert!(alive(svc), "the real service was stopped");
+    assert!(alive(stranger), "the stranger was signalled");
+    assert!(!daemon.log().contains("100002"), "{}", daemon.log());
     let out = daemon.cli(&["stop", "svc"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(alive(pid), "the stranger was signalled");
-    let _ = stranger.kill();
-    let _ = stranger.wait();
+    assert!(alive(stranger), "stopping svc reached the stranger");
+    let _ = forged.kill();
+    let _ = forged.wait();
+}
+
+/// A process of the service's own user, but outside its session and not
+/// its descendant, cannot take the service over with MAINPID=.
+#[test]
+fn mainpid_from_outside_the_services_session_is_not_heard() {
+    let dir = TestDir::new("acc-mainpid");
+    dir.write(
+        "notify.py",
+        "import os, socket, sys\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(sys.argv[1].encode(), os.environ['NOTIFY_SOCKET'])\n",
+    );
+    dir.config(
+        "[[processes]]\nname = \"svc\"\ncommand = \"sleep\"\nargs = [\"1036\"]\nuser = \"nobody\"\nwatchdog_sec = 60\n",
+    );
+    let daemon = Daemon::start(&dir);
+    let svc = daemon.wait_running("svc", None);
+    let mut intruder = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "setsid", "sleep", "1037"])
+        .current_dir(&dir.path)
+        .spawn()
+        .unwrap();
+    let other = intruder.id() as i32;
+    wait_until(secs(5), "the intruder runs sleep", || cmdline(other).contains("sleep 1037"));
+    let sent = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "/usr/bin/python3", "notify.py"])
+        .arg(format!("MAINPID={other}"))
+        .env("NOTIFY_SOCKET", dir.join("d.notify"))
+        .current_dir(&dir.path)
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    holds_for(secs(1), "svc keeps its own process", || daemon.process("svc").pid == Some(svc));
+    assert!(!daemon.log().contains("main process is now"), "{}", daemon.log());
+    let out = daemon.cli(&["stop", "svc"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(alive(other), "stopping svc reached the intruder");
+    let _ = intruder.kill();
+    let _ = intruder.wait();
 }

@@ -299,7 +299,7 @@ fn idle_means_no_write(dir: &TestDir, daemon: &Daemon) {
     wait_until(secs(5), "the state file is written after a change", || stamp(dir) != before);
     let new = daemon.wait_running("a", Some(pid));
     wait_until(secs(5), "the state file names the new pid", || {
-        state_records(dir).is_ok_and(|r| r.iter().any(|f| f[0] == "a" && f[2] == new.to_string()))
+        state_records(dir).is_ok_and(|r| r.iter().any(|f| f[0] == "a" && f[STATE_PID] == new.to_string()))
     });
 }
 
@@ -395,7 +395,7 @@ fn an_unknown_version_is_reported_and_the_records_adopted() {
         "ad-version",
         |dir, _| {
             let text = dir.read("d.state");
-            dir.write("d.state", &text.replace("mi7soft-daemon state 1", "mi7soft-daemon state 9"));
+            dir.write("d.state", &text.replace("mi7soft-daemon state 2", "mi7soft-daemon state 9"));
         },
         "unknown version",
     );

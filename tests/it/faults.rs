@@ -171,7 +171,7 @@ fn a_full_disk_is_logged_once_and_the_last_good_state_file_kept() {
     let records = parse_state(&fs::read_to_string(&state_path).unwrap()).unwrap();
     for (name, pid) in [("talker", talker), ("other", other)] {
         assert!(
-            records.iter().any(|r| r[0] == name && r[2] == pid.to_string()),
+            records.iter().any(|r| r[0] == name && r[STATE_PID] == pid.to_string()),
             "{name} (pid {pid}) not in the state file: {records:?}"
         );
     }
@@ -240,7 +240,8 @@ fn out_of_descriptors_a_start_fails_clearly_backs_off_and_recovers() {
     wait_until(secs(10), "the daemon's descriptors are freed", || n_fds(daemon.pid()) <= base + 1);
     // The pid change it could not record then is recorded now.
     wait_until(secs(5), "the state file records svc's new pid", || {
-        parse_state(&dir.read("d.state")).is_ok_and(|r| r.iter().any(|f| f[0] == "svc" && f[2] == new.to_string()))
+        parse_state(&dir.read("d.state"))
+            .is_ok_and(|r| r.iter().any(|f| f[0] == "svc" && f[STATE_PID] == new.to_string()))
     });
     // Out of descriptors, accept fails for every waiting connection: said
     // once per episode, not once per pass of a spinning loop.
@@ -523,7 +524,7 @@ fn an_adopted_services_uptime_comes_from_its_start_not_the_wall_clock() {
     let text = dir.read("d.state");
     let record = text.lines().find(|l| l.starts_with("svc ")).unwrap();
     let mut fields: Vec<String> = record.split(' ').map(str::to_string).collect();
-    fields[4] = (fields[4].parse::<u64>().unwrap() + 86_400).to_string();
+    fields[8] = (fields[8].parse::<u64>().unwrap() + 86_400).to_string();
     dir.write("d.state", &text.replace(record, &fields.join(" ")));
 
     let daemon = Daemon::start(&dir);
@@ -639,7 +640,7 @@ fn sigkill_during_reloads_and_mass_restarts_runs_every_service_once() {
     let status = daemon.status();
     for p in &status.processes {
         assert!(
-            records.iter().any(|r| r[0] == p.name && p.pid.is_some_and(|pid| r[2] == pid.to_string())),
+            records.iter().any(|r| r[0] == p.name && p.pid.is_some_and(|pid| r[STATE_PID] == pid.to_string())),
             "{at}: {} (pid {:?}) not in the state file: {records:?}",
             p.name,
             p.pid

@@ -427,11 +427,13 @@ impl Drop for Daemon {
 }
 
 /// Checks a state file's text: the version line, a newline at the end, and
-/// comments or records of 7 fields, no instance twice. Returns each
-/// record's fields.
+/// comments or records of 14 fields, no instance twice. Returns each
+/// record's fields (`STATE_PID` is the pid's place).
+pub const STATE_PID: usize = 4;
+
 pub fn parse_state(text: &str) -> Result<Vec<Vec<String>>, String> {
     let mut lines = text.lines();
-    if lines.next() != Some("mi7soft-daemon state 1") {
+    if lines.next() != Some("mi7soft-daemon state 2") {
         return Err(format!("bad first line in {text:?}"));
     }
     if !text.ends_with('\n') {
@@ -440,7 +442,7 @@ pub fn parse_state(text: &str) -> Result<Vec<Vec<String>>, String> {
     let mut records: Vec<Vec<String>> = Vec::new();
     for line in lines.filter(|l| !l.starts_with('#')) {
         let fields: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-        if fields.len() != 7 {
+        if fields.len() != 14 {
             return Err(format!("line {line:?} has {} fields in {text:?}", fields.len()));
         }
         if records.iter().any(|r| r[..2] == fields[..2]) {
