@@ -20,6 +20,13 @@
 //! it passes, the loop feeds [`Event::Deadline`]. The policy (restart kind,
 //! backoff, start limit, stop signal and timeout) is plain data from the
 //! config and can be replaced while the process runs.
+//!
+//! A run that ends without having been ready, or within `min_uptime` of its
+//! start, is a *failed start*, however it ended (an exit, a ready timeout,
+//! a watchdog or health-check kill): it backs off, and the start after the
+//! backoff counts toward the start limit. A run that was ready and lasted
+//! `min_uptime` is restarted at once, so a service that ran for hours and
+//! then hung comes back without delay.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -178,6 +185,9 @@ pub struct Service {
     /// Why the daemon is killing it (not ready in time, watchdog, health);
     /// the exit then counts as a failure.
     failure: Option<String>,
+    /// The current (or last) run became ready at some point; one that ends
+    /// without having been ready is a failed start.
+    run_was_ready: bool,
     rng: fastrand::Rng,
 }
 
@@ -197,6 +207,7 @@ impl Service {
             recent_starts: VecDeque::new(),
             last_exit: None,
             failure: None,
+            run_was_ready: false,
             rng: fastrand::Rng::new(),
         }
     }
@@ -210,6 +221,7 @@ impl Service {
         service.state = state;
         // A start from here is a restart, unless it never ran.
         service.n_spawns = u32::from(!matches!(state, State::Stopped | State::Waiting));
+        service.run_was_ready = !matches!(state, State::Running { ready: false, .. });
         service
     }
 
@@ -277,6 +289,7 @@ impl Service {
                 };
                 let ready = self.policy.ready == Ready::Uptime && wait.is_zero();
                 self.state = Running { pid, since: now, ready };
+                self.run_was_ready = ready;
                 self.group = pid;
                 self.deadline = (!ready).then(|| now + wait);
                 if self.want == Want::Down {
@@ -293,6 +306,7 @@ impl Service {
 
             (Running { pid, since, ready: false }, Event::Ready) => {
                 self.state = Running { pid, since, ready: true };
+                self.run_was_ready = true;
                 self.deadline = None;
                 vec![]
             }
@@ -305,6 +319,7 @@ impl Service {
             (Running { pid, since, ready: false }, Event::Deadline) => match self.policy.ready {
                 Ready::Uptime => {
                     self.state = Running { pid, since, ready: true };
+                    self.run_was_ready = true;
                     self.deadline = None;
                     vec![]
                 }
@@ -315,7 +330,7 @@ impl Service {
             },
             (Running { pid, since, ready: true }, Event::Deadline) => {
                 let secs = msg::seconds(self.policy.watchdog.unwrap_or_default());
-                self.fail(pid, since, format!("watchdog: no WATCHDOG=1 for {secs}s"), now)
+                self.fail(pid, since, format!("no WATCHDOG=1 for {secs}s"), now)
             }
             (Running { pid, since, .. }, Event::Unhealthy(reason)) => self.fail(pid, since, reason, now),
 
@@ -408,11 +423,29 @@ impl Service {
         }
     }
 
+    /// Why the daemon is stopping the process, while it does: "not ready
+    /// within 60s", "no WATCHDOG=1 for 30s", "health check failed 3 times:
+    /// …". `None` for a stop the user asked for.
+    pub fn failure(&self) -> Option<&str> {
+        match self.state {
+            State::Stopping { .. } | State::Draining { requested: false, .. } => self.failure.as_deref(),
+            State::Draining { requested: true, .. }
+            | State::Stopped
+            | State::Waiting
+            | State::Spawning
+            | State::Running { .. }
+            | State::Backoff
+            | State::Exited
+            | State::Fatal => None,
+        }
+    }
+
     /// The daemon gives up on a running process (not ready in time, silent
     /// watchdog, failed health checks): stop it, and count its exit as a
     /// failure so the restart policy applies.
-    /// `since` stays the start of the run, so a service that ran long
-    /// before failing is restarted at once, not backed off.
+    /// `since` stays the start of the run, so a service that was ready and
+    /// ran long before failing is restarted at once, not backed off; one
+    /// that never became ready is a failed start (see `failed_start`).
     fn fail(&mut self, pid: Pid, since: Instant, reason: String, now: Instant) -> Vec<Action> {
         self.failure = Some(reason);
         self.state = State::Stopping { pid, since };
@@ -469,12 +502,22 @@ impl Service {
         if !restart {
             return vec![];
         }
-        if now.saturating_duration_since(since) >= self.policy.min_uptime {
+        if self.failed_start(since, now) {
+            self.back_off(now)
+        } else {
             self.n_quick_failures = 0;
             self.spawn_again(now)
-        } else {
-            self.back_off(now)
         }
+    }
+
+    /// Whether the run that began at `since` and ended at `now` was a failed
+    /// start: it never became ready, or it ended within min_uptime. With
+    /// uptime readiness, being ready *is* lasting min_uptime (and an exit
+    /// seen in the same pass as that deadline, before it, still counts as
+    /// a run of min_uptime).
+    fn failed_start(&self, since: Instant, now: Instant) -> bool {
+        let became_ready = self.run_was_ready || self.policy.ready == Ready::Uptime;
+        !became_ready || now.saturating_duration_since(since) < self.policy.min_uptime
     }
 
     /// Died too soon or failed to spawn: wait `backoff_initial`, doubling
@@ -516,6 +559,10 @@ impl Service {
     fn spawn(&mut self, now: Instant) -> Vec<Action> {
         self.state = State::Spawning;
         self.deadline = None;
+        // A failure the daemon was stopping the last run for ends with it,
+        // even when a user's stop or restart overtook it while draining.
+        self.failure = None;
+        self.run_was_ready = false;
         if self.n_spawns > 0 {
             self.n_restarts += 1;
         }
@@ -766,10 +813,65 @@ mod tests {
         let mut s = running_with(policy, now);
         let actions = s.step(Event::Deadline, now + 5 * SECOND);
         assert_eq!(actions[0], Action::Signal(42, libc::SIGTERM));
-        // Killed for not being ready: a failure, so the policy restarts it.
+        assert_eq!(s.failure(), Some("not ready within 5s"));
+        // Killed for not being ready: a failed start, so it backs off.
         let later = now + 6 * SECOND;
-        assert_eq!(s.step(exited(ExitStatus::Signal(15)), later), vec![Action::Spawn]);
+        assert_eq!(s.step(exited(ExitStatus::Signal(15)), later), vec![]);
+        assert_eq!((s.state, s.failure()), (State::Backoff, None));
         assert_eq!(s.last_exit.as_deref(), Some("not ready within 5s (signal 15 (TERM))"));
+    }
+
+    #[test]
+    fn ready_timeouts_back_off_with_growing_delays_then_are_fatal() {
+        let policy = Policy {
+            ready: Ready::Notify,
+            ready_timeout: 5 * SECOND,
+            backoff_initial: SECOND,
+            backoff_max: 8 * SECOND,
+            start_limit_burst: 3,
+            start_limit_interval: Duration::from_secs(60),
+            ..Policy::default()
+        };
+        let mut now = Instant::now();
+        let mut s = running_with(policy, now);
+        for (n, expected) in [1u32, 2, 4].into_iter().enumerate() {
+            now += 5 * SECOND;
+            assert_eq!(s.step(Event::Deadline, now)[0], Action::Signal(42, libc::SIGTERM), "run {n}");
+            assert_eq!(s.step(exited(ExitStatus::Signal(15)), now), vec![], "run {n}");
+            assert_eq!(s.state, State::Backoff, "run {n}");
+            let delay = s.deadline.unwrap() - now;
+            let nominal = SECOND * expected;
+            assert!(delay >= nominal.mul_f64(0.8) && delay <= nominal.mul_f64(1.2), "{delay:?} vs {nominal:?}");
+            now = s.deadline.unwrap();
+            if n < 2 {
+                assert_eq!(s.step(Event::Deadline, now), vec![Action::Spawn]);
+                s.step(Event::Spawned(42), now);
+            }
+        }
+        // Three starts within 60 s, each never ready: the fourth is refused.
+        assert_eq!(s.step(Event::Deadline, now), vec![]);
+        assert_eq!((s.state, s.deadline, s.n_restarts), (State::Fatal, None, 2));
+        assert_eq!(s.last_exit.as_deref(), Some("not ready within 5s (signal 15 (TERM))"));
+    }
+
+    #[test]
+    fn a_run_that_never_became_ready_is_a_failed_start_however_it_ends() {
+        let policy = Policy { ready: Ready::Notify, ..Policy::default() };
+        let now = Instant::now();
+        // It exits on its own after min_uptime, without READY=1.
+        let mut s = running_with(policy.clone(), now);
+        assert_eq!(s.step(exited(ExitStatus::Code(1)), now + 10 * SECOND), vec![]);
+        assert_eq!(s.state, State::Backoff);
+        // The same, leaving workers to drain first.
+        let mut s = running_with(policy.clone(), now);
+        let crash = Event::Exited { status: ExitStatus::Code(1), group_alive: true };
+        s.step(crash, now + 10 * SECOND);
+        assert_eq!(s.step(Event::GroupGone, now + 10 * SECOND), vec![]);
+        assert_eq!(s.state, State::Backoff);
+        // Ready, then the same exit: restarted at once.
+        let mut s = running_with(policy, now);
+        s.step(Event::Ready, now);
+        assert_eq!(s.step(exited(ExitStatus::Code(1)), now + 10 * SECOND), vec![Action::Spawn]);
     }
 
     #[test]
@@ -782,8 +884,54 @@ mod tests {
         s.step(Event::Ping, now + SECOND);
         assert_eq!(s.deadline, Some(now + 3 * SECOND));
         assert_eq!(s.step(Event::Deadline, now + 3 * SECOND)[0], Action::Signal(42, libc::SIGTERM));
+        assert_eq!(s.failure(), Some("no WATCHDOG=1 for 2s"));
         assert_eq!(s.step(exited(ExitStatus::Signal(15)), now + 4 * SECOND), vec![Action::Spawn]);
-        assert!(s.last_exit.as_deref().unwrap().starts_with("watchdog: no WATCHDOG=1 for 2s"));
+        assert_eq!(s.last_exit.as_deref(), Some("no WATCHDOG=1 for 2s (signal 15 (TERM))"));
+    }
+
+    #[test]
+    fn a_watchdog_failure_after_a_long_run_restarts_at_once_and_one_within_min_uptime_backs_off() {
+        let policy = Policy { ready: Ready::Notify, watchdog: Some(30 * SECOND), ..Policy::default() };
+        let now = Instant::now();
+        let hours = now + Duration::from_secs(5 * 3600);
+        let mut s = running_with(policy.clone(), now);
+        s.step(Event::Ready, now);
+        s.step(Event::Ping, hours);
+        let silent = hours + 30 * SECOND;
+        assert_eq!(s.deadline, Some(silent));
+        assert_eq!(s.step(Event::Deadline, silent)[0], Action::Signal(42, libc::SIGTERM));
+        assert_eq!(s.step(exited(ExitStatus::Signal(15)), silent), vec![Action::Spawn], "no backoff after hours");
+
+        // Ready and pinging, but silent before min_uptime: a failed start.
+        let policy = Policy { watchdog: Some(SECOND / 4), min_uptime: 2 * SECOND, ..policy };
+        let mut s = running_with(policy, now);
+        s.step(Event::Ready, now);
+        s.step(Event::Ping, now);
+        let silent = now + SECOND / 4;
+        assert_eq!(s.step(Event::Deadline, silent)[0], Action::Signal(42, libc::SIGTERM));
+        assert_eq!(s.step(exited(ExitStatus::Signal(15)), silent), vec![]);
+        assert_eq!(s.state, State::Backoff);
+    }
+
+    #[test]
+    fn a_failure_overtaken_by_a_restart_does_not_follow_the_next_run() {
+        let policy = Policy { ready: Ready::Notify, ready_timeout: 5 * SECOND, ..Policy::default() };
+        let now = Instant::now();
+        let later = now + 5 * SECOND;
+        let mut s = running_with(policy, now);
+        s.step(Event::Deadline, later);
+        s.step(Event::Exited { status: ExitStatus::Signal(15), group_alive: true }, later);
+        assert_eq!(s.failure(), Some("not ready within 5s"));
+        // The user restarts it while the group drains.
+        s.step(Event::Stop, later);
+        s.step(Event::Start { deps_ready: true }, later);
+        assert_eq!(s.failure(), None);
+        assert_eq!(s.step(Event::GroupGone, later), vec![Action::Spawn]);
+        s.step(Event::Spawned(43), later);
+        s.step(Event::Ready, later);
+        // Its own exit, well after min_uptime, is its own.
+        assert_eq!(s.step(exited(ExitStatus::Code(0)), later + 10 * SECOND), vec![Action::Spawn]);
+        assert_eq!(s.last_exit.as_deref(), Some("exit 0"));
     }
 
     #[test]

@@ -616,6 +616,11 @@ impl Daemon {
         let (before, wanted) = (self.slots[index].service.state, self.slots[index].service.want);
         let actions = self.slots[index].service.step(event, now);
         let after = self.slots[index].service.state;
+        if let (State::Running { .. }, Some(reason)) = (before, self.slots[index].service.failure()) {
+            // The daemon gives up on the process: the log says why here,
+            // where it acts, not only in last_exit.
+            self.log.warning(format_args!("{}: {reason}: stopping", label(&self.slots[index].service)));
+        }
         // The state file follows pids, states and wishes; not pings or
         // STATUS= texts, which would make a quiet daemon write all day.
         self.dirty |=
@@ -797,19 +802,20 @@ impl Daemon {
         let label = label(&self.slots[index].service);
         let name = self.slots[index].service.name.clone();
         self.finish_output(&name);
-        self.log.info(format_args!("{label}: pid {pid} ended with {status}"));
+        let failed = self.slots[index].service.failure().is_some();
+        match self.slots[index].service.failure() {
+            Some(reason) => self.log.info(format_args!("{label}: pid {pid} ended: {reason} ({status})")),
+            None => self.log.info(format_args!("{label}: pid {pid} ended with {status}")),
+        }
         self.dispatch(index, Event::Exited { status, group_alive }, now);
         let service = &self.slots[index].service;
         let then = match service.state {
             State::Backoff => format!(
-                "exited too soon; next start in {}s",
+                "{}; next start in {}s",
+                if failed { "a failed start" } else { "exited too soon" },
                 msg::tenths(service.deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(now)))
             ),
-            State::Fatal => format!(
-                "started more than {} times within {}s; giving up (fatal) until start-process or restart",
-                service.policy.start_limit_burst,
-                msg::seconds(service.policy.start_limit_interval)
-            ),
+            State::Fatal => gave_up(service),
             State::Exited => match service.policy.restart {
                 Restart::Never => "not restarted (restart = \"never\")".to_string(),
                 Restart::OnFailure | Restart::Always => "not restarted (a successful exit)".to_string(),
@@ -846,7 +852,12 @@ impl Daemon {
                         msg::seconds(service.policy.stop_timeout)
                     ));
                 }
+                let before = self.slots[index].service.state;
                 self.dispatch(index, Event::Deadline, now);
+                let service = &self.slots[index].service;
+                if before == State::Backoff && service.state == State::Fatal {
+                    self.log.error(format_args!("{}: {}", label(service), gave_up(service)));
+                }
             }
         }
     }
@@ -910,6 +921,15 @@ fn write_some(stream: &mut impl Write, output: &mut Vec<u8>) -> io::Result<bool>
         }
     }
     Ok(true)
+}
+
+/// Why an instance is `fatal`, for the log.
+fn gave_up(service: &Service) -> String {
+    format!(
+        "started more than {} times within {}s; giving up (fatal) until start-process or restart",
+        service.policy.start_limit_burst,
+        msg::seconds(service.policy.start_limit_interval)
+    )
 }
 
 /// `web` or `web:1` as used in log lines and replies.

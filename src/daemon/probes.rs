@@ -250,8 +250,8 @@ impl Daemon {
                 self.checks[index].next = now + interval;
                 if failures >= retries {
                     self.checks[index].failures = 0;
-                    let why = format!("health check failed {failures} times in a row: {reason}");
-                    self.log.error(format_args!("{label}: {why}; restarting"));
+                    // dispatch logs it, as it logs every failure it acts on.
+                    let why = format!("health check failed {failures} times: {reason}");
                     self.dispatch(slot, Event::Unhealthy(why), now);
                 }
             }

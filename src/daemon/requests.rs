@@ -298,10 +298,17 @@ impl Daemon {
                     let Some(s) = self.find(key) else {
                         return Some(Err(format!("{}: removed while restarting", key_label(key))));
                     };
+                    let verb = if old.is_some() { "restart" } else { "start" };
+                    if let Some(reason) = s.failure() {
+                        // The daemon gave up on the new run (it was not
+                        // ready in time): that is the answer, without
+                        // waiting for the process to be gone. It cannot be
+                        // the old run's: the user's stop ended that failure.
+                        return Some(Err(format!("{}: failed to {verb}: {reason}", label(s))));
+                    }
                     match s.state {
                         State::Running { pid, ready: true, .. } if Some(pid) != *old => {
-                            let verb = if old.is_some() { "restarted" } else { "started" };
-                            lines.push(format!("{}: {verb} (pid {pid})", label(s)))
+                            lines.push(format!("{}: {verb}ed (pid {pid})", label(s)))
                         }
                         State::Running { .. }
                         | State::Stopping { .. }
@@ -311,8 +318,9 @@ impl Daemon {
                             return None;
                         }
                         State::Stopped | State::Backoff | State::Exited | State::Fatal => {
+                            let fatal = if s.state == State::Fatal { "; giving up (fatal)" } else { "" };
                             return Some(Err(format!(
-                                "{}: failed to restart: {}",
+                                "{}: failed to {verb}: {}{fatal}",
                                 label(s),
                                 s.last_exit.as_deref().unwrap_or("unknown error")
                             )));

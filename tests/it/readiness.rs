@@ -123,6 +123,92 @@ fn a_service_that_never_sends_ready_is_killed_and_restarted_after_ready_timeout(
     assert!(gap >= 0.9, "killed {gap} s after its start, before ready_timeout = 1");
 }
 
+/// The lines of the daemon's log that contain every one of `needles`.
+fn log_lines(daemon: &Daemon, needles: &[&str]) -> Vec<String> {
+    daemon.log().lines().filter(|l| needles.iter().all(|n| l.contains(n))).map(str::to_string).collect()
+}
+
+#[test]
+fn the_log_says_why_the_supervisor_stops_a_service_and_what_its_exit_was() {
+    let dir = TestDir::new("rdy-why");
+    dir.write("watchdog.py", WATCHDOG_PY);
+    dir.config(
+        &(sh_service("slow", "exec sleep 1000", "ready = \"notify\"\nready_timeout = 1")
+            + &sh_service("silent", "exec python3 watchdog.py 0.5", "ready = \"notify\"\nwatchdog_sec = 1")),
+    );
+    let daemon = Daemon::start(&dir);
+    for (name, reason) in [("slow", "not ready within 1s"), ("silent", "no WATCHDOG=1 for 1s")] {
+        let acts = format!("{name}: {reason}: stopping");
+        let ends = format!("{name}: pid ");
+        let exit = format!(" ended: {reason} (signal 15 (TERM))");
+        wait_until(secs(10), &format!("the log says {name}'s end was: {reason}"), || {
+            !log_lines(&daemon, &[&ends, &exit]).is_empty()
+        });
+        let log = daemon.log();
+        let acted = log.lines().position(|l| l.contains(&acts));
+        let ended = log.lines().position(|l| l.contains(&ends) && l.contains(&exit));
+        assert!(acted.is_some() && acted < ended, "{acts:?} should come before the exit line:\n{log}");
+        assert!(log_lines(&daemon, &[&ends, " ended with "]).is_empty(), "an exit line without the reason:\n{log}");
+    }
+}
+
+#[test]
+fn a_service_that_is_never_ready_backs_off_and_ends_fatal() {
+    let dir = TestDir::new("rdy-fatal");
+    let keys = "ready = \"notify\"\nready_timeout = 1\nbackoff_initial = 0.2\n\
+                start_limit_burst = 3\nstart_limit_interval = 30";
+    dir.config(&sh_service("svc", "date +%s%N >> starts; exec sleep 1000", keys));
+    let daemon = Daemon::start(&dir);
+    let mut states = Vec::new();
+    wait_until(secs(15), "svc is fatal", || {
+        let state = daemon.process("svc").state;
+        if states.last() != Some(&state) {
+            states.push(state.clone());
+        }
+        state == "fatal"
+    });
+    assert!(states.iter().any(|s| s == "backoff"), "never in backoff: {states:?}");
+    // A burst of 3: three runs, each killed at its ready timeout.
+    holds_for(secs(1), "svc stays fatal after 3 starts", || {
+        daemon.process("svc").state == "fatal" && times(&dir, "starts").len() == 3
+    });
+    assert_eq!(dir.count("sleep 1000"), 0, "a run is left over");
+    let p = daemon.process("svc");
+    assert_eq!((p.pid, p.last_exit.as_deref()), (None, Some("not ready within 1s (signal 15 (TERM))")), "{p:?}");
+    let starts = times(&dir, "starts");
+    let gaps: Vec<f64> = starts.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9).collect();
+    // Each gap is the 1 s ready timeout plus a backoff of 0.2 s, then 0.4 s
+    // (each ±20%).
+    assert!(gaps[0] >= 1.16 && gaps[1] >= 1.32, "no backoff after a ready timeout: {gaps:?}");
+    assert_eq!(log_lines(&daemon, &["svc: a failed start; next start in"]).len(), 3, "{}", daemon.log());
+    let gave_up = log_lines(&daemon, &["svc: started more than 3 times within 30s; giving up (fatal)"]);
+    assert_eq!(gave_up.len(), 1, "{}", daemon.log());
+}
+
+#[test]
+fn restart_of_a_service_that_is_never_ready_answers_with_the_reason_at_the_timeout() {
+    let dir = TestDir::new("rdy-restart");
+    dir.write("notify.py", NOTIFY_PY);
+    // Ready the first time only.
+    let script = "if [ ! -e once ]; then touch once; python3 notify.py READY=1; fi; exec sleep 1000";
+    dir.config(&sh_service("svc", script, "ready = \"notify\"\nready_timeout = 1"));
+    let daemon = Daemon::start(&dir);
+    let first = daemon.wait_running("svc", None);
+
+    let begun = Instant::now();
+    let out = run_bounded(&dir.path, &["-c", "daemon.toml", "restart", "svc"], secs(30));
+    let elapsed = begun.elapsed();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("svc: failed to restart: not ready within 1s"), "{out:?}");
+    // Not before the ready timeout, and well before the wait's own limit
+    // (stop_timeout 10 s + ready_timeout + 5 s), where it used to end.
+    assert!(elapsed >= Duration::from_millis(900), "answered after {elapsed:?}, before the ready timeout");
+    assert!(elapsed < secs(5), "answered after {elapsed:?}");
+    assert!(!alive(first), "the old run {first} still runs");
+    // The daemon goes on: the failed run backs off and is tried again.
+    wait_until(secs(10), "svc backs off", || daemon.process("svc").state == "backoff");
+}
+
 #[test]
 fn status_shows_in_the_json_and_the_table() {
     let dir = TestDir::new("rdy-status");
@@ -197,7 +283,7 @@ fn a_service_that_stops_pinging_the_watchdog_is_killed_and_restarted() {
     let first = daemon.wait_running("svc", None);
     wait_until(secs(10), "svc is restarted by the watchdog", || times(&dir, "starts").len() >= 2);
     let p = daemon.process("svc");
-    assert!(p.last_exit.as_deref().is_some_and(|e| e.starts_with("watchdog:")), "{p:?}");
+    assert!(p.last_exit.as_deref().is_some_and(|e| e.starts_with("no WATCHDOG=1 for 1s")), "{p:?}");
     assert!(p.restarts >= 1, "{p:?}");
     assert!(!alive(first), "the silent process {first} still runs");
     let (starts, silent) = (times(&dir, "starts"), times(&dir, "silent"));
@@ -279,6 +365,12 @@ fn a_failing_health_check_command_restarts_the_service_and_logs_its_output() {
     assert!(
         log.lines().any(|l| l.contains("svc: health check failed") && l.contains("db unreachable")),
         "the log should have the check's output: {log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("svc: health check failed 2 times: ")
+            && l.contains("db unreachable")
+            && l.ends_with(": stopping")),
+        "the log should say why the daemon stopped it: {log}"
     );
 }
 
