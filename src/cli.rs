@@ -265,8 +265,15 @@ fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
         }
         None => return fail(format!("{name}: its output is not captured; set log_file in its [[processes]] table")),
     };
+    // The daemon writes the logs: as root, or as whoever runs it, who also
+    // owns the directory it was given. A file of anyone else (the service's
+    // user, say) is not the daemon's and is not read, nor is any link.
+    let mut owners = vec![0, sys::geteuid()];
+    owners.extend(
+        path.parent().and_then(|dir| std::fs::metadata(dir).ok()).map(|m| std::os::unix::fs::MetadataExt::uid(&m)),
+    );
     let mut out = std::io::stdout().lock();
-    match crate::capture::tail(&path, keep, n) {
+    match crate::capture::tail(&path, keep, n, &owners) {
         Ok(lines) => {
             for line in lines {
                 if writeln!(out, "{line}").is_err() {
@@ -280,7 +287,7 @@ fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
     if !follow {
         return EXIT_OK;
     }
-    match crate::capture::follow(&path, &mut out) {
+    match crate::capture::follow(&path, &mut out, &owners) {
         Ok(()) => EXIT_OK,
         Err(e) => fail(msg::path_error(&path, &e)),
     }
