@@ -12,6 +12,7 @@
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -330,13 +331,17 @@ fn detach_stdio(log_path: &Path) -> Result<(), crate::daemon::SetupError> {
     std::env::set_current_dir("/").map_err(|e| setup(format!("chdir /: {}", msg::io_error(&e))))?;
     sys::umask(0o022);
     let null = std::fs::File::open("/dev/null").map_err(|e| setup(msg::path_error(Path::new("/dev/null"), &e)))?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true).mode(0o644);
+    let log = crate::files::open(&mut options, log_path, &[sys::geteuid()])
         .map_err(|e| setup(format!("log_file {}", msg::path_error(log_path, &e))))?;
     for (file, fd) in [(&null, 0), (&log, 1), (&log, 2)] {
         sys::redirect(file, fd).map_err(|e| setup(format!("redirecting fd {fd}: {}", msg::io_error(&e))))?;
+    }
+    // Opened safely this time; but others could still swap it between two
+    // starts, which the person who chose the directory should hear about.
+    if let Some(why) = crate::files::shared_dir(log_path) {
+        msg::Log.warning(format_args!("log_file {}: {why}", log_path.display()));
     }
     Ok(())
 }
