@@ -3,22 +3,35 @@
 //! rotated log file, or in the system log.
 //!
 //! The daemon reads each capturing service's pipe in its poll loop and hands
-//! the bytes to that service's [`Capture`]. Lines are never split: a
-//! partial line waits in a buffer for its end (up to [`MAX_LINE`] bytes,
-//! past which it is written as a line of its own), and rotation happens only
-//! between lines. The disk use of a service's log is bounded at all times
-//! by `log_max_size * (log_keep + 1)`.
+//! the bytes to that service's [`Capture`]. Lines are not split unless they
+//! must be: a partial line waits in a buffer for its end, up to [`MAX_LINE`]
+//! bytes or what fits in one file (`log_max_size`, less the time stamp and
+//! the newline), whichever is smaller; a longer line is cut into pieces of
+//! that length, written as lines of their own. Rotation happens only between
+//! lines, before the one that would take the file past `log_max_size`. So
+//! no file is ever larger than `log_max_size`, and the disk use of a
+//! service's log is bounded by `log_max_size * (log_keep + 1)`.
 //!
-//! A full disk or a vanished log directory must not hurt the service: the
-//! bytes are dropped and counted, the daemon logs the failure once, and the
-//! next write tries again (reopening the file), logging the recovery with
-//! the number of bytes lost.
+//! The daemon (root, usually) writes these files in a directory its
+//! services may be able to reach, so nothing here follows a symbolic link:
+//! logs are opened with `O_NOFOLLOW` and must be regular files of the
+//! daemon's user with one link (see `files.rs`), rotation refuses to rename
+//! anything but regular files, and a log directory the service's user could
+//! change is refused (by the config check, and again here at each open).
+//!
+//! A full disk, a vanished log directory or a refused file must not hurt
+//! the service: the bytes are dropped and counted, the daemon logs the
+//! failure once, and the next write tries again (reopening the file),
+//! logging the recovery with the number of bytes lost.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use crate::sys::Credentials;
 
 /// The longest line kept whole; a longer one is cut into pieces this long.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -26,8 +39,10 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// Where a service's output goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sink {
-    /// A file rotated by size: `path`, `path.1` … `path.KEEP`.
-    File { path: PathBuf, max_size: u64, keep: u32 },
+    /// A file rotated by size: `path`, `path.1` … `path.KEEP`. When the
+    /// service runs as another user than the daemon, `service_user` is
+    /// that user, who must not be able to change the log's directory.
+    File { path: PathBuf, max_size: u64, keep: u32, service_user: Option<Credentials> },
     /// The system log (/dev/log), tagged with the service name.
     Syslog,
 }
@@ -55,7 +70,8 @@ enum Output {
     Syslog(UnixDatagram),
 }
 
-/// Something the daemon should log about a capture (once per episode).
+/// Something the daemon should log about a capture (once per episode; a
+/// failure and the recovery from it may come out of one read).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Note {
     Failing(String),
@@ -81,43 +97,71 @@ impl Capture {
         &self.sink
     }
 
+    /// The longest piece of a line written as one line: [`MAX_LINE`], or
+    /// less when a file could not hold that much with its stamp and newline.
+    fn line_limit(&self) -> usize {
+        match &self.sink {
+            Sink::File { max_size, .. } => {
+                let overhead = 1 + if self.timestamps { STAMP_LEN + 1 } else { 0 };
+                let fits = usize::try_from(*max_size).unwrap_or(usize::MAX).saturating_sub(overhead).max(1);
+                fits.min(MAX_LINE)
+            }
+            Sink::Syslog => MAX_LINE,
+        }
+    }
+
     /// Takes bytes read from the service's pipe; writes every line they
-    /// complete. Returns a note when the sink starts failing or recovers.
-    pub fn feed(&mut self, bytes: &[u8]) -> Option<Note> {
+    /// complete. Returns what the daemon should log: the sink started
+    /// failing, or recovered (both, in that order, can happen in one read).
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Note> {
         self.stamp = None;
-        let mut note = None;
+        let mut notes = Vec::new();
         let mut rest = bytes;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             let (line, tail) = rest.split_at(end);
             rest = &tail[1..];
             if self.partial.is_empty() {
-                note = self.write_line(line).or(note);
+                self.write_line(line, &mut notes);
             } else {
                 let mut whole = std::mem::take(&mut self.partial);
                 whole.extend_from_slice(line);
-                note = self.write_line(&whole).or(note);
+                self.write_line(&whole, &mut notes);
             }
         }
         self.partial.extend_from_slice(rest);
-        while self.partial.len() >= MAX_LINE {
-            let piece: Vec<u8> = self.partial.drain(..MAX_LINE).collect();
-            note = self.write_line(&piece).or(note);
+        let limit = self.line_limit();
+        while self.partial.len() >= limit {
+            let piece: Vec<u8> = self.partial.drain(..limit).collect();
+            self.write_piece(&piece, &mut notes);
         }
-        self.write_batch().or(note)
+        notes.extend(self.write_batch());
+        notes
     }
 
     /// Writes what is left of an unfinished line (the service is gone).
-    pub fn flush(&mut self) -> Option<Note> {
+    pub fn flush(&mut self) -> Vec<Note> {
+        let mut notes = Vec::new();
         if self.partial.is_empty() {
-            return None;
+            return notes;
         }
         self.stamp = None;
         let line = std::mem::take(&mut self.partial);
-        let note = self.write_line(&line);
-        self.write_batch().or(note)
+        self.write_line(&line, &mut notes);
+        notes.extend(self.write_batch());
+        notes
     }
 
-    fn write_line(&mut self, line: &[u8]) -> Option<Note> {
+    /// Writes one line, cut into pieces when it is longer than a piece may be.
+    fn write_line(&mut self, line: &[u8], notes: &mut Vec<Note>) {
+        if line.is_empty() {
+            return self.write_piece(line, notes);
+        }
+        for piece in line.chunks(self.line_limit()) {
+            self.write_piece(piece, notes);
+        }
+    }
+
+    fn write_piece(&mut self, line: &[u8], notes: &mut Vec<Note>) {
         let mut text = Vec::with_capacity(line.len() + 22);
         if self.timestamps && self.sink != Sink::Syslog {
             let stamp = self.stamp.get_or_insert_with(|| crate::msg::utc_timestamp(SystemTime::now()));
@@ -125,12 +169,13 @@ impl Capture {
             text.push(b' ');
         }
         text.extend_from_slice(line);
-        match self.try_write(&mut text) {
+        let note = match self.try_write(&mut text) {
             // Queued for the file: only the batch's write says how it went.
             Ok(false) => None,
             Ok(true) => self.outcome(Ok(()), text.len()),
             Err(e) => self.outcome(Err(e), text.len()),
-        }
+        };
+        notes.extend(note);
     }
 
     /// Writes the batched lines out.
@@ -172,7 +217,7 @@ impl Capture {
             self.out = Some(self.open()?);
         }
         match (&self.sink, self.out.as_mut()) {
-            (Sink::File { path, max_size, keep }, Some(Output::File { file, size })) => {
+            (Sink::File { path, max_size, keep, .. }, Some(Output::File { file, size })) => {
                 text.push(b'\n');
                 let len = text.len() as u64;
                 let batched = self.batch.len() as u64;
@@ -181,7 +226,7 @@ impl Capture {
                 if *size + batched > 0 && *size + batched + len > *max_size {
                     file.write_all(&self.batch).map_err(|e| crate::msg::path_error(path, &e))?;
                     self.batch.clear();
-                    rotate(path, *keep).map_err(|e| crate::msg::path_error(path, &e))?;
+                    rotate(path, *keep)?;
                     *file = open_append(path).map_err(|e| crate::msg::path_error(path, &e))?;
                     *size = 0;
                 }
@@ -200,7 +245,13 @@ impl Capture {
 
     fn open(&self) -> Result<Output, String> {
         match &self.sink {
-            Sink::File { path, .. } => {
+            Sink::File { path, service_user, .. } => {
+                if let Some(user) = service_user {
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    if let Ok(Some(why)) = crate::files::unsafe_dir_for(dir, user) {
+                        return Err(format!("{}: refusing to write: {why}", path.display()));
+                    }
+                }
                 let file = open_append(path).map_err(|e| crate::msg::path_error(path, &e))?;
                 let size = file.metadata().map_or(0, |m| m.len());
                 Ok(Output::File { file, size })
@@ -215,8 +266,26 @@ impl Capture {
     }
 }
 
+/// The length of a time stamp (`2026-11-29T14:05:01Z`).
+const STAMP_LEN: usize = 20;
+
+/// Opens a log for appending, creating it (as the daemon's user) if need be;
+/// never through a link (see `files.rs`).
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    crate::files::open(OpenOptions::new().create(true).append(true).mode(0o644), path, &[crate::sys::geteuid()])
+}
+
+/// Opens a log for reading, never through a link, accepting files of one
+/// of `owners`.
+fn open_read(path: &Path, owners: &[u32]) -> io::Result<File> {
+    crate::files::open(OpenOptions::new().read(true), path, owners)
+}
+
+/// Reads a whole log (see [`open_read`]).
+fn read(path: &Path, owners: &[u32]) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut open_read(path, owners)?, &mut bytes)?;
+    Ok(bytes)
 }
 
 /// The name of the `n`th rotated file: `path.n`.
@@ -227,28 +296,55 @@ pub fn rotated(path: &Path, n: u32) -> PathBuf {
 }
 
 /// `path.KEEP` is dropped, every `path.N` becomes `path.N+1`, `path`
-/// becomes `path.1`. With `keep = 0` the file is simply emptied.
-fn rotate(path: &Path, keep: u32) -> io::Result<()> {
+/// becomes `path.1`. With `keep = 0` the file is simply emptied. Only
+/// regular files are moved, and only onto names that are free: a link or a
+/// directory under one of these names stops the rotation with an error
+/// naming it, for the daemon to log.
+fn rotate(path: &Path, keep: u32) -> Result<(), String> {
+    let error = |path: &Path, e: io::Error| crate::msg::path_error(path, &e);
     if keep == 0 {
-        return fs::remove_file(path);
+        rotatable(path)?;
+        return fs::remove_file(path).map_err(|e| error(path, e));
     }
-    let _ = fs::remove_file(rotated(path, keep));
-    for n in (1..keep).rev() {
-        match fs::rename(rotated(path, n), rotated(path, n + 1)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+    let last = rotated(path, keep);
+    if rotatable(&last)? {
+        fs::remove_file(&last).map_err(|e| error(&last, e))?;
+    }
+    for n in (0..keep).rev() {
+        let (from, to) = (if n == 0 { path.to_path_buf() } else { rotated(path, n) }, rotated(path, n + 1));
+        if rotatable(&from)? {
+            if fs::symlink_metadata(&to).is_ok() {
+                return Err(format!("{}: in the way of rotation; not rotating onto it", to.display()));
+            }
+            fs::rename(&from, &to).map_err(|e| error(&from, e))?;
         }
     }
-    fs::rename(path, rotated(path, 1))
+    Ok(())
+}
+
+/// Whether a log's name holds a regular file (`false`: nothing); an error
+/// naming it when it holds something else, which rotation must not move.
+fn rotatable(path: &Path) -> Result<bool, String> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => Ok(true),
+        Ok(meta) => Err(format!(
+            "{}: is {}, not a regular file; refusing to rotate it",
+            path.display(),
+            crate::files::kind(&meta)
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(crate::msg::path_error(path, &e)),
+    }
 }
 
 /// The last `n` lines of a rotated log, oldest first, reading back through
-/// `path.1`, `path.2` … as needed (for `logs -n`).
-pub fn tail(path: &Path, keep: u32, n: usize) -> io::Result<Vec<String>> {
+/// `path.1`, `path.2` … as needed (for `logs -n`). Only regular files of
+/// one of `owners` are read, never through a link.
+pub fn tail(path: &Path, keep: u32, n: usize, owners: &[u32]) -> io::Result<Vec<String>> {
     let mut lines: Vec<String> = Vec::new();
     for k in 0..=keep {
         let file = if k == 0 { path.to_path_buf() } else { rotated(path, k) };
-        let text = match fs::read(&file) {
+        let text = match read(&file, owners) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == io::ErrorKind::NotFound && k > 0 => break,
             Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
@@ -271,13 +367,14 @@ pub fn tail(path: &Path, keep: u32, n: usize) -> io::Result<Vec<String>> {
 /// Copies what is appended to `path` to `out`, forever, across rotations:
 /// when the name points at a new file (another inode) or the file shrank,
 /// the rest of the old one is read and the new one is followed from its
-/// start. Ends when `out` fails (the reader went away).
-pub fn follow(path: &Path, out: &mut impl Write) -> io::Result<()> {
+/// start. Ends when `out` fails (the reader went away). Like [`tail`], it
+/// reads only regular files of one of `owners`.
+pub fn follow(path: &Path, out: &mut impl Write, owners: &[u32]) -> io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::MetadataExt;
     // Like `tail -F`: a log that does not exist yet is waited for.
     let mut file = loop {
-        match File::open(path) {
+        match open_read(path, owners) {
             Ok(file) => break file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => std::thread::sleep(std::time::Duration::from_millis(100)),
             Err(e) => return Err(e),
@@ -304,7 +401,7 @@ pub fn follow(path: &Path, out: &mut impl Write) -> io::Result<()> {
                 if out.write_all(&rest).is_err() {
                     return Ok(());
                 }
-                file = File::open(path)?;
+                file = open_read(path, owners)?;
                 inode = meta.ino();
             }
             Ok(meta) if meta.len() < file.stream_position()? => {
@@ -330,7 +427,8 @@ mod tests {
     fn lines_are_kept_whole_across_reads_and_rotation() {
         let dir = dir("whole");
         let path = dir.join("svc.log");
-        let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 100, keep: 2 }, false);
+        let mut capture =
+            Capture::new("svc", Sink::File { path: path.clone(), max_size: 100, keep: 2, service_user: None }, false);
         let mut sent = Vec::new();
         for i in 0..40 {
             let line = format!("line {i:03} {}", "x".repeat(i % 7));
@@ -338,8 +436,8 @@ mod tests {
             // Feed in awkward pieces: each line split in two.
             let bytes = format!("{line}\n").into_bytes();
             let (a, b) = bytes.split_at(bytes.len() / 2);
-            assert_eq!(capture.feed(a), None);
-            assert_eq!(capture.feed(b), None);
+            assert_eq!(capture.feed(a), []);
+            assert_eq!(capture.feed(b), []);
         }
         for file in [path.clone(), rotated(&path, 1), rotated(&path, 2)] {
             let size = fs::metadata(&file).unwrap().len();
@@ -347,10 +445,10 @@ mod tests {
         }
         assert!(!rotated(&path, 3).exists());
         // What is kept is exactly the newest lines, in order, none split.
-        let kept = tail(&path, 2, 1000).unwrap();
+        let kept = tail(&path, 2, 1000, &[crate::sys::geteuid()]).unwrap();
         assert!(!kept.is_empty());
         assert_eq!(kept[..], sent[sent.len() - kept.len()..]);
-        assert_eq!(tail(&path, 2, 3).unwrap(), sent[sent.len() - 3..]);
+        assert_eq!(tail(&path, 2, 3, &[crate::sys::geteuid()]).unwrap(), sent[sent.len() - 3..]);
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -358,7 +456,11 @@ mod tests {
     fn timestamps_prefix_each_line() {
         let dir = dir("stamps");
         let path = dir.join("svc.log");
-        let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 1 << 20, keep: 1 }, true);
+        let mut capture = Capture::new(
+            "svc",
+            Sink::File { path: path.clone(), max_size: 1 << 20, keep: 1, service_user: None },
+            true,
+        );
         capture.feed(b"hello\nworld\npart");
         capture.flush();
         let text = fs::read_to_string(&path).unwrap();
@@ -374,12 +476,16 @@ mod tests {
     fn a_vanished_directory_is_reported_once_then_recovered() {
         let dir = dir("vanish");
         let path = dir.join("sub").join("svc.log");
-        let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 1 << 20, keep: 1 }, false);
-        assert!(matches!(capture.feed(b"lost 1\n"), Some(Note::Failing(_))));
-        assert_eq!(capture.feed(b"lost 2\n"), None, "reported once");
-        assert_eq!(capture.feed(b"lost 3\nlost 4\n"), None, "reported once, also for a batch of lines");
+        let mut capture = Capture::new(
+            "svc",
+            Sink::File { path: path.clone(), max_size: 1 << 20, keep: 1, service_user: None },
+            false,
+        );
+        assert!(matches!(capture.feed(b"lost 1\n")[..], [Note::Failing(_)]));
+        assert_eq!(capture.feed(b"lost 2\n"), [], "reported once");
+        assert_eq!(capture.feed(b"lost 3\nlost 4\n"), [], "reported once, also for a batch of lines");
         fs::create_dir_all(dir.join("sub")).unwrap();
-        assert_eq!(capture.feed(b"back\n"), Some(Note::Recovered { lost: 24 }));
+        assert_eq!(capture.feed(b"back\n"), [Note::Recovered { lost: 24 }]);
         assert_eq!(fs::read_to_string(&path).unwrap(), "back\n");
         fs::remove_dir_all(dir).unwrap();
     }
@@ -388,10 +494,66 @@ mod tests {
     fn overlong_lines_are_cut_not_held_forever() {
         let dir = dir("long");
         let path = dir.join("svc.log");
-        let mut capture = Capture::new("svc", Sink::File { path: path.clone(), max_size: 1 << 30, keep: 0 }, false);
+        let mut capture = Capture::new(
+            "svc",
+            Sink::File { path: path.clone(), max_size: 1 << 30, keep: 0, service_user: None },
+            false,
+        );
         capture.feed(&vec![b'a'; MAX_LINE * 2 + 5]);
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn no_file_grows_past_max_size_even_with_overlong_lines() {
+        let dir = dir("bound");
+        let path = dir.join("svc.log");
+        for timestamps in [false, true] {
+            let sink = Sink::File { path: path.clone(), max_size: 1024, keep: 2, service_user: None };
+            let mut capture = Capture::new("svc", sink, timestamps);
+            // Whole long lines in one read, long partial lines, and short ones.
+            capture.feed(&[vec![b'a'; 5000], b"\n".to_vec(), vec![b'b'; 3000]].concat());
+            capture.feed(b"short\n");
+            capture.feed(&vec![b'c'; MAX_LINE + 10]);
+            capture.flush();
+            let mut total = 0;
+            for file in [path.clone(), rotated(&path, 1), rotated(&path, 2)] {
+                let size = fs::metadata(&file).unwrap().len();
+                assert!(size <= 1024, "{} is {size} bytes", file.display());
+                total += size;
+            }
+            assert!(total > 2 * 1024, "the files are filled, not just rotated: {total}");
+            assert!(!rotated(&path, 3).exists());
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_refuses_links_and_directories_and_says_so() {
+        let dir = dir("refuse");
+        let path = dir.join("svc.log");
+        let secret = dir.join("secret");
+        fs::write(&secret, "secret\n").unwrap();
+        let sink = Sink::File { path: path.clone(), max_size: 1024, keep: 1, service_user: None };
+        let mut capture = Capture::new("svc", sink, false);
+        assert_eq!(capture.feed(&vec![b'x'; 1020]), []);
+        // The next line rotates: onto a directory planted as svc.log.1.
+        fs::create_dir(rotated(&path, 1)).unwrap();
+        let notes = capture.feed(b"\nmore\n");
+        assert!(matches!(&notes[..], [Note::Failing(e)] if e.contains("svc.log.1: is a directory")), "{notes:?}");
+        fs::remove_dir(rotated(&path, 1)).unwrap();
+        assert!(matches!(capture.feed(b"back\n")[..], [Note::Recovered { .. }]));
+        assert_eq!(tail(&path, 1, 1, &[crate::sys::geteuid()]).unwrap(), ["back"]);
+        // A link planted as the log is neither written nor read through.
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let sink = Sink::File { path: path.clone(), max_size: 1024, keep: 1, service_user: None };
+        let notes = Capture::new("svc", sink, false).feed(b"through the link\n");
+        assert!(matches!(&notes[..], [Note::Failing(e)] if e.contains("symbolic link")), "{notes:?}");
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "secret\n");
+        let e = tail(&path, 1, 10, &[crate::sys::geteuid()]).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
         fs::remove_dir_all(dir).unwrap();
     }
 }

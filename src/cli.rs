@@ -12,6 +12,7 @@
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -265,8 +266,15 @@ fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
         }
         None => return fail(format!("{name}: its output is not captured; set log_file in its [[processes]] table")),
     };
+    // The daemon writes the logs: as root, or as whoever runs it, who also
+    // owns the directory it was given. A file of anyone else (the service's
+    // user, say) is not the daemon's and is not read, nor is any link.
+    let mut owners = vec![0, sys::geteuid()];
+    owners.extend(
+        path.parent().and_then(|dir| std::fs::metadata(dir).ok()).map(|m| std::os::unix::fs::MetadataExt::uid(&m)),
+    );
     let mut out = std::io::stdout().lock();
-    match crate::capture::tail(&path, keep, n) {
+    match crate::capture::tail(&path, keep, n, &owners) {
         Ok(lines) => {
             for line in lines {
                 if writeln!(out, "{line}").is_err() {
@@ -280,7 +288,7 @@ fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
     if !follow {
         return EXIT_OK;
     }
-    match crate::capture::follow(&path, &mut out) {
+    match crate::capture::follow(&path, &mut out, &owners) {
         Ok(()) => EXIT_OK,
         Err(e) => fail(msg::path_error(&path, &e)),
     }
@@ -323,13 +331,17 @@ fn detach_stdio(log_path: &Path) -> Result<(), crate::daemon::SetupError> {
     std::env::set_current_dir("/").map_err(|e| setup(format!("chdir /: {}", msg::io_error(&e))))?;
     sys::umask(0o022);
     let null = std::fs::File::open("/dev/null").map_err(|e| setup(msg::path_error(Path::new("/dev/null"), &e)))?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true).mode(0o644);
+    let log = crate::files::open(&mut options, log_path, &[sys::geteuid()])
         .map_err(|e| setup(format!("log_file {}", msg::path_error(log_path, &e))))?;
     for (file, fd) in [(&null, 0), (&log, 1), (&log, 2)] {
         sys::redirect(file, fd).map_err(|e| setup(format!("redirecting fd {fd}: {}", msg::io_error(&e))))?;
+    }
+    // Opened safely this time; but others could still swap it between two
+    // starts, which the person who chose the directory should hear about.
+    if let Some(why) = crate::files::shared_dir(log_path) {
+        msg::Log.warning(format_args!("log_file {}: {why}", log_path.display()));
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 mod daemon;
+mod files;
 mod holder;
 #[cfg(feature = "web")]
 pub mod http;

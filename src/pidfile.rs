@@ -24,16 +24,15 @@ pub enum PidFileError {
 }
 
 impl PidFile {
-    /// Opens, locks and fills in the pid file.
+    /// Opens, locks and fills in the pid file. Never through a link, and
+    /// not in a directory where others could plant one (see `files.rs`).
     pub fn acquire(path: &Path) -> Result<PidFile, PidFileError> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)
-            .map_err(PidFileError::Io)?;
+        if let Some(why) = crate::files::shared_dir(path) {
+            return Err(PidFileError::Io(io::Error::other(format!("{why}; refusing it"))));
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false).mode(0o644);
+        let mut file = crate::files::open(&mut options, path, &[sys::geteuid()]).map_err(PidFileError::Io)?;
         if !sys::try_lock_exclusive(&file).map_err(PidFileError::Io)? {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);

@@ -42,8 +42,9 @@
 //! daemon always starts.
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::sys::Pid;
@@ -329,8 +330,31 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
+    // A leftover temporary (or a link planted under its name: remove_file
+    // does not follow it) goes first; then the temporary is made new, so
+    // nothing already there is written through.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+    };
     let result = (|| {
-        let mut file = File::create(&tmp)?;
+        let mut file = match create() {
+            // Its directory went away (a /var/run wiped while the daemon
+            // runs): made again, so the services stay recorded.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o755).create(dir)?;
+                create()?
+            }
+            other => other?,
+        };
         file.write_all(text.as_bytes())?;
         fs::rename(&tmp, path)
     })();

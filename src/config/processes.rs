@@ -6,6 +6,7 @@
 //! across services: unique names and `depends_on` without unknown names or
 //! cycles.
 
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -167,7 +168,22 @@ impl Checker<'_> {
                 );
                 None
             }
-            (Some(path), false) => Some(crate::capture::Sink::File { path, max_size, keep }),
+            (Some(path), false) => {
+                // A user other than the daemon's that can change the log's
+                // directory can swap the log for a link the daemon would
+                // write through; logs are written by the daemon, so refuse.
+                let service_user = credentials.clone().filter(|c| c.uid != crate::sys::geteuid());
+                if let Some(user) = &service_user {
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    if let Ok(Some(why)) = crate::files::unsafe_dir_for(dir, user) {
+                        self.report(
+                            value_span(table, "log_file"),
+                            format!("{cx}log_file: {why}, who could replace the log with a link; give it a directory only the daemon can write"),
+                        );
+                    }
+                }
+                Some(crate::capture::Sink::File { path, max_size, keep, service_user })
+            }
             (None, true) => Some(crate::capture::Sink::Syslog),
             (None, false) => None,
         };

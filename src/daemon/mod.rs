@@ -279,6 +279,11 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
 
 /// Everything that may still fail and stop the daemon from starting.
 fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File), SetupError> {
+    // Where others can add entries, they can plant a link under the state
+    // file's name (or its temporary's) for the daemon to write through.
+    if let Some(why) = crate::files::shared_dir(&config.daemon.state_file) {
+        return Err(SetupError(format!("state file {}: {why}; refusing it", config.daemon.state_file.display())));
+    }
     let pid_file = PidFile::acquire(&config.daemon.pid_file).map_err(|e| match e {
         PidFileError::Locked(Some(pid)) => SetupError(format!("already running (pid {pid})")),
         PidFileError::Locked(None) => {

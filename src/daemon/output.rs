@@ -149,8 +149,9 @@ impl Daemon {
                 Ok(0) => break,
                 Ok(n) => {
                     total += n;
-                    if let Some(note) = pipe.capture.feed(&buf[..n]) {
-                        let name = pipe.name.clone();
+                    let notes = pipe.capture.feed(&buf[..n]);
+                    let name = pipe.name.clone();
+                    for note in notes {
                         self.note(&name, note);
                     }
                 }
@@ -164,7 +165,7 @@ impl Daemon {
     pub(super) fn finish_output(&mut self, name: &str) {
         if let Some(index) = self.pipes.iter().position(|p| p.name == name) {
             self.read_output(index);
-            if let Some(note) = self.pipes[index].capture.flush() {
+            for note in self.pipes[index].capture.flush() {
                 self.note(name, note);
             }
         }

@@ -451,7 +451,7 @@ impl Daemon {
         };
         match &def.capture {
             Some(crate::capture::Sink::File { path, keep: n_keep, .. }) => {
-                match crate::capture::tail(path, *n_keep, lines) {
+                match crate::capture::tail(path, *n_keep, lines, &[crate::sys::geteuid()]) {
                     Ok(lines) => json(200, Logs { name: name.to_string(), lines }.serialize_json(), keep),
                     Err(e) => error(500, &msg::path_error(path, &e), keep),
                 }

@@ -300,3 +300,106 @@ fn a_syslog_service_keeps_running_when_dev_log_is_missing() {
         assert!(errors[0].contains("error: svc: output capture: /dev/log: "), "{log}");
     }
 }
+
+/// A root-owned file the attacks below aim at, and what it holds.
+fn secret(dir: &TestDir) -> (std::path::PathBuf, &'static str) {
+    const TEXT: &str = "root's secret\n";
+    (dir.write("secret", TEXT), TEXT)
+}
+
+#[test]
+fn a_log_directory_the_services_user_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("cap-unsafe-dir");
+    for (name, mode) in [("open", 0o777), ("sticky", 0o1777), ("safe", 0o755)] {
+        fs::create_dir(dir.join(name)).unwrap();
+        fs::set_permissions(dir.join(name), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::create_dir(dir.join("owned")).unwrap();
+    std::os::unix::fs::chown(dir.join("owned"), Some(65534), None).unwrap();
+    for name in ["open", "sticky", "owned"] {
+        dir.config(&sh_service("svc", "exec sleep 1000", &format!("user = \"nobody\"\nlog_file = \"{name}/svc.log\"")));
+        for command in ["check", "start"] {
+            let out = run_bounded(&dir.path, &["-c", "daemon.toml", command], secs(10));
+            assert_eq!(out.code, 1, "{name}: {command}: {out:?}");
+            assert!(
+                out.stderr.contains("daemon.toml:10:")
+                    && out.stderr.contains("log_file: ")
+                    && out.stderr.contains(name),
+                "{name}: {command}: {out:?}"
+            );
+        }
+    }
+    // Where only the daemon can write, the same service is fine; and a
+    // service of the daemon's own user may log anywhere the daemon can.
+    dir.config(
+        &(sh_service("svc", "exec sleep 1000", "user = \"nobody\"\nlog_file = \"safe/svc.log\"")
+            + &sh_service("mine", "exec sleep 1000", "log_file = \"open/mine.log\"")),
+    );
+    let out = run(&dir.path, &["-c", "daemon.toml", "check"]);
+    assert_eq!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn a_link_planted_as_the_log_is_neither_written_nor_read_through() {
+    let dir = TestDir::new("cap-link");
+    let _holders = Holders::new(&dir);
+    let (secret, text) = secret(&dir);
+    fs::create_dir(dir.join("logs")).unwrap();
+    let log = dir.join("logs/svc.log");
+    std::os::unix::fs::symlink(&secret, &log).unwrap();
+    dir.config(&sh_service(
+        "svc",
+        "while :; do echo tick; sleep 0.1; done",
+        "user = \"nobody\"\nlog_file = \"logs/svc.log\"",
+    ));
+    let daemon = Daemon::start(&dir);
+    let refusal = format!("svc: output capture: {}: is a symbolic link; refusing to follow it", log.display());
+    wait_until(secs(10), "the daemon logs that it refused the link", || daemon.log().contains(&refusal));
+    assert_eq!(fs::read_to_string(&secret).unwrap(), text, "written through the link");
+    let pid = daemon.wait_running("svc", None);
+    // Neither is it read back through: not by `logs` either.
+    let out = logs(&dir, &["svc"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("is a symbolic link") && !out.stdout.contains("secret"), "{out:?}");
+    // The service never noticed; once the link is gone, its lines come back.
+    fs::remove_file(&log).unwrap();
+    wait_until(secs(10), "the log has ticks again", || fs::read_to_string(&log).unwrap_or_default().contains("tick"));
+    assert!(daemon.log().contains("svc: output capture works again"), "{}", daemon.log());
+    assert_eq!(daemon.process("svc").pid, Some(pid));
+    assert_eq!(fs::read_to_string(&secret).unwrap(), text);
+}
+
+#[test]
+fn rotation_onto_a_directory_is_refused_and_logged() {
+    let dir = TestDir::new("cap-rotate-dir");
+    let _holders = Holders::new(&dir);
+    fs::create_dir(dir.join("svc.log.1")).unwrap();
+    dir.config(&sh_service(
+        "svc",
+        "while :; do echo 0123456789012345678901234567890123456789; sleep 0.02; done",
+        "log_file = \"svc.log\"\nlog_max_size = 1024\nlog_keep = 1",
+    ));
+    let daemon = Daemon::start(&dir);
+    let refusal =
+        format!("{}: is a directory, not a regular file; refusing to rotate it", dir.join("svc.log.1").display());
+    wait_until(secs(10), "the daemon logs the failed rotation", || daemon.log().contains(&refusal));
+    assert!(dir.join("svc.log.1").is_dir());
+    assert!(fs::metadata(dir.join("svc.log")).unwrap().len() <= 1024);
+}
+
+#[test]
+fn no_log_file_grows_past_log_max_size_even_with_long_lines() {
+    let dir = TestDir::new("cap-bound");
+    let _holders = Holders::new(&dir);
+    dir.config(&sh_service(
+        "svc",
+        "s=$(head -c 3000 /dev/zero | tr '\\0' a); while :; do echo $s; echo short; sleep 0.02; done",
+        "log_file = \"svc.log\"\nlog_max_size = 1024\nlog_keep = 2",
+    ));
+    let _daemon = Daemon::start(&dir);
+    let files = [dir.join("svc.log"), dir.join("svc.log.1"), dir.join("svc.log.2")];
+    let sizes = || files.iter().map(|f| fs::metadata(f).map_or(0, |m| m.len())).collect::<Vec<_>>();
+    wait_until(secs(10), "svc.log.2 exists", || files[2].exists());
+    holds_for(secs(1), "every file holds at most log_max_size bytes", || sizes().iter().all(|&n| n <= 1024));
+}

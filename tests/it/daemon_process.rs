@@ -272,3 +272,51 @@ fn services_inherit_no_fd_the_daemon_inherited() {
     assert!(fs::read_link(format!("/proc/{}/fd/7", daemon.pid())).is_ok(), "the daemon should have fd 7 ({fds} fds)");
     assert_no_leaks(&dir.read("auto.txt"), &[]);
 }
+
+/// A root-owned file the attacks below aim at, and what it holds.
+const SECRET: &str = "root's secret\n";
+
+#[test]
+fn a_link_planted_as_the_state_files_temporary_is_not_written_through() {
+    let dir = TestDir::new("dp-state-link");
+    let secret = dir.write("secret", SECRET);
+    std::os::unix::fs::symlink(&secret, dir.join("d.state.tmp")).unwrap();
+    dir.config(&sh_service("svc", "exec sleep 1000", ""));
+    let daemon = Daemon::start(&dir);
+    let pid = daemon.wait_running("svc", None);
+    wait_until(secs(10), "the state file records svc", || dir.read("d.state").contains(&format!("svc 0 {pid} ")));
+    assert_eq!(fs::read_to_string(&secret).unwrap(), SECRET);
+    assert!(fs::symlink_metadata(dir.join("d.state")).unwrap().file_type().is_file());
+    assert!(!dir.join("d.state.tmp").exists());
+}
+
+#[test]
+fn a_link_planted_as_the_pid_file_is_refused() {
+    let dir = TestDir::new("dp-pid-link");
+    let secret = dir.write("secret", SECRET);
+    std::os::unix::fs::symlink(&secret, dir.join("d.pid")).unwrap();
+    dir.config("");
+    let out = run_bounded(&dir.path, &["-c", "daemon.toml", "start"], secs(10));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("d.pid: is a symbolic link"), "{out:?}");
+    assert_eq!(fs::read_to_string(&secret).unwrap(), SECRET);
+}
+
+#[test]
+fn pid_and_state_files_in_a_directory_anyone_can_write_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("dp-shared-dir");
+    fs::create_dir(dir.join("run")).unwrap();
+    fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o777)).unwrap();
+    for keys in ["pid_file = \"run/d.pid\"", "pid_file = \"d.pid\"\nstate_file = \"run/d.state\""] {
+        dir.write("daemon.toml", &format!("[daemon]\n{keys}\n"));
+        let out = run_bounded(&dir.path, &["-c", "daemon.toml", "start"], secs(10));
+        assert_eq!(out.code, 1, "{keys}: {out:?}");
+        assert!(out.stderr.contains("run is writable by other users (mode 777"), "{keys}: {out:?}");
+        assert!(!dir.join("run/d.pid").exists() && !dir.join("run/d.state").exists());
+    }
+    // The sticky bit keeps others off the daemon's entries: allowed.
+    fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o1777)).unwrap();
+    dir.write("daemon.toml", "[daemon]\npid_file = \"run/d.pid\"\n");
+    let _daemon = Daemon::start(&dir);
+}

@@ -128,3 +128,17 @@ fn daemonize_with_an_unusable_pid_file_exits_1_naming_it() {
         "/nonexistent-dir/x.pid",
     );
 }
+
+#[test]
+fn the_daemons_log_is_not_opened_through_a_link() {
+    let dir = TestDir::new("dz-log-link");
+    let detached = Detached::new(&dir);
+    let secret = dir.write("secret", "root's secret\n");
+    std::os::unix::fs::symlink(&secret, dir.join("bg.log")).unwrap();
+    dir.write("daemon.toml", "[daemon]\npid_file = \"d.pid\"\nlog_file = \"bg.log\"\n");
+    let out = detached.start(&dir);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("bg.log: is a symbolic link"), "{out:?}");
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "root's secret\n");
+    assert!(detached.pids().is_empty());
+}

@@ -534,3 +534,17 @@ fn the_page_is_gzipped_with_an_etag_or_says_it_was_not_built() {
     assert_eq!(again.status, 304, "{again:?}");
     assert_eq!(again.header("etag"), Some(etag), "{again:?}");
 }
+
+#[test]
+fn logs_are_not_read_through_a_link() {
+    let dir = TestDir::new("web-logs-link");
+    dir.write("secret", "root's secret\n");
+    std::os::unix::fs::symlink(dir.join("secret"), dir.join("svc.log")).unwrap();
+    let services = sh_service("svc", "exec sleep 1000", "log_file = \"svc.log\"");
+    let (_daemon, port) = start(&dir, &services, &format!("token = \"{TOKEN}\""));
+    let response = get(port, "/api/processes/svc/logs", &[BEARER]);
+    assert_eq!(response.status, 500, "{response:?}");
+    let error = response.json::<Failure>().error;
+    assert!(error.contains("svc.log: is a symbolic link"), "{response:?}");
+    assert!(!response.body.contains("secret\\n"), "{response:?}");
+}
