@@ -45,6 +45,12 @@ pub enum Sink {
     File { path: PathBuf, max_size: u64, keep: u32, service_user: Option<Credentials> },
     /// The system log (/dev/log), tagged with the service name.
     Syslog,
+    /// The daemon's own log, each line after the service's name: where a
+    /// service with neither `log_file` nor `syslog` writes. It never holds
+    /// the daemon's stdout or stderr, which may be a pipe or a terminal
+    /// that goes away with the daemon (procd closes its pipe when it
+    /// respawns the daemon), nor can it truncate the daemon's log.
+    Log,
 }
 
 /// The capture of one instance's output.
@@ -68,6 +74,7 @@ pub struct Capture {
 enum Output {
     File { file: File, size: u64 },
     Syslog(UnixDatagram),
+    Log,
 }
 
 /// Something the daemon should log about a capture (once per episode; a
@@ -106,7 +113,7 @@ impl Capture {
                 let fits = usize::try_from(*max_size).unwrap_or(usize::MAX).saturating_sub(overhead).max(1);
                 fits.min(MAX_LINE)
             }
-            Sink::Syslog => MAX_LINE,
+            Sink::Syslog | Sink::Log => MAX_LINE,
         }
     }
 
@@ -163,7 +170,7 @@ impl Capture {
 
     fn write_piece(&mut self, line: &[u8], notes: &mut Vec<Note>) {
         let mut text = Vec::with_capacity(line.len() + 22);
-        if self.timestamps && self.sink != Sink::Syslog {
+        if self.timestamps && matches!(self.sink, Sink::File { .. }) {
             let stamp = self.stamp.get_or_insert_with(|| crate::msg::utc_timestamp(SystemTime::now()));
             text.extend_from_slice(stamp.as_bytes());
             text.push(b' ');
@@ -239,6 +246,20 @@ impl Capture {
                 datagram.extend_from_slice(text);
                 socket.send(&datagram).map(|_| true).map_err(|e| format!("/dev/log: {}", crate::msg::io_error(&e)))
             }
+            (Sink::Log, Some(Output::Log)) => {
+                // Control characters (a CR, an escape sequence) could forge
+                // or hide log lines on a terminal: written as \xNN.
+                let mut line = String::with_capacity(text.len());
+                for c in String::from_utf8_lossy(text).chars() {
+                    if c.is_control() {
+                        line.push_str(&format!("\\x{:02x}", c as u32));
+                    } else {
+                        line.push(c);
+                    }
+                }
+                crate::msg::Log.info(format_args!("{}: {line}", self.tag));
+                Ok(true)
+            }
             _ => Err("capture output does not match its sink".into()),
         }
     }
@@ -262,6 +283,7 @@ impl Capture {
                 socket.set_nonblocking(true).map_err(|e| crate::msg::io_error(&e))?;
                 Ok(Output::Syslog(socket))
             }
+            Sink::Log => Ok(Output::Log),
         }
     }
 }

@@ -264,7 +264,12 @@ fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
         Some(crate::capture::Sink::Syslog) => {
             return fail(format!("{name}: its output goes to the system log (syslog = true); read it there (logread)"));
         }
-        None => return fail(format!("{name}: its output is not captured; set log_file in its [[processes]] table")),
+        Some(crate::capture::Sink::Log) | None => {
+            return fail(format!(
+                "{name}: its output goes to the daemon's log, after its name; set log_file in its [[processes]] \
+                 table for a log of its own"
+            ));
+        }
     };
     // The daemon writes the logs: as root, or as whoever runs it, who also
     // owns the directory it was given. A file of anyone else (the service's

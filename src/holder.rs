@@ -17,8 +17,9 @@
 //! descriptors attached:
 //!
 //! - `put NAME` + [read, write]: hold this service's pipe (replacing any);
+//!   `put @notify` + [socket]: hold the sd_notify socket;
 //! - `drop NAME`: close it;
-//! - `list`: the holder answers `fd NAME` + [read, write] per pipe, then `end`;
+//! - `list`: the holder answers `fd NAME` + its descriptors per entry, then `end`;
 //! - `quit`: the holder exits (after `shutdown --stop-all`).
 //!
 //! Its failure modes: if the holder dies while the daemon runs, the daemon
@@ -66,6 +67,10 @@ pub fn main(socket: &Path) -> i32 {
     let mut pipes: Vec<(String, Vec<OwnedFd>)> = Vec::new();
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
+        // Only a daemon of our own user may hand over or take pipes.
+        if !sys::peer_credentials(stream.as_raw_fd()).is_ok_and(|(_, uid, _)| uid == sys::geteuid()) {
+            continue;
+        }
         if serve(&stream, &mut pipes) {
             let _ = std::fs::remove_file(socket);
             return 0;
@@ -86,7 +91,7 @@ fn serve(stream: &UnixStream, pipes: &mut Vec<(String, Vec<OwnedFd>)>) -> bool {
         let request = text(&buf);
         let mut words = request.splitn(2, ' ');
         match (words.next(), words.next()) {
-            (Some("put"), Some(name)) if fds.len() == 2 => {
+            (Some("put"), Some(name)) if !fds.is_empty() => {
                 pipes.retain(|(n, _)| n != name);
                 pipes.push((name.to_string(), fds));
             }
@@ -138,13 +143,23 @@ impl Holder {
     }
 
     fn new(stream: UnixStream) -> io::Result<Holder> {
+        // A socket someone else bound at our path would read every
+        // service's output: the holder must run as the daemon's user.
+        let (_, uid, _) = sys::peer_credentials(stream.as_raw_fd())?;
+        if uid != sys::geteuid() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("the process at the holder's socket runs as uid {uid}, not the daemon's"),
+            ));
+        }
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         Ok(Holder { stream })
     }
 
-    pub fn put(&self, name: &str, read: RawFd, write: RawFd) -> io::Result<()> {
-        sys::send_fds(self.stream.as_raw_fd(), &message(&format!("put {name}")), &[read, write])
+    /// Hold `fds` (a pipe's two ends, or one socket) under `name`.
+    pub fn put(&self, name: &str, fds: &[RawFd]) -> io::Result<()> {
+        sys::send_fds(self.stream.as_raw_fd(), &message(&format!("put {name}")), fds)
     }
 
     pub fn drop_pipe(&self, name: &str) -> io::Result<()> {
@@ -155,8 +170,8 @@ impl Holder {
         sys::send_fds(self.stream.as_raw_fd(), &message("quit"), &[])
     }
 
-    /// Every pipe the holder keeps, by service name: (read, write).
-    pub fn list(&self) -> io::Result<Vec<(String, OwnedFd, OwnedFd)>> {
+    /// Everything the holder keeps, by name, with its descriptors.
+    pub fn list(&self) -> io::Result<Vec<(String, Vec<OwnedFd>)>> {
         let fd = self.stream.as_raw_fd();
         sys::send_fds(fd, &message("list"), &[])?;
         let mut out = Vec::new();
@@ -169,8 +184,8 @@ impl Holder {
             if reply == "end" {
                 return Ok(out);
             }
-            if let (Some(name), Ok([read, write])) = (reply.strip_prefix("fd "), <[OwnedFd; 2]>::try_from(fds)) {
-                out.push((name.to_string(), read, write));
+            if let Some(name) = reply.strip_prefix("fd ") {
+                out.push((name.to_string(), fds));
             }
         }
     }

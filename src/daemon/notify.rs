@@ -27,7 +27,8 @@ impl Daemon {
         self.config.daemon.pid_file.with_extension("notify")
     }
 
-    /// Opens the notify socket if any service uses it.
+    /// Opens the notify socket if any service uses it (unless the fd
+    /// holder gave back the one an earlier daemon opened).
     pub(super) fn open_notify(&mut self) {
         let wanted = self.config.services.iter().any(|d| uses_notify(d));
         if !wanted || self.notify.is_some() {
@@ -44,7 +45,12 @@ impl Daemon {
             Ok(socket)
         });
         match socket {
-            Ok(socket) => self.notify = Some(socket),
+            Ok(socket) => {
+                // Kept by the fd holder too, so it stays bound and queues
+                // messages while the daemon is away.
+                self.hold_notify(Some(socket.as_raw_fd()));
+                self.notify = Some(socket);
+            }
             Err(e) => self.log.error(format_args!("notify socket {}", msg::path_error(&path, &e))),
         }
     }

@@ -1,6 +1,13 @@
-//! Capture pipes: one per capturing service, shared by its instances, read
-//! in the poll loop and written out by [`Capture`]; each pipe is also held
-//! by the fd holder (see `holder.rs`) so that it outlives the daemon.
+//! Output pipes: one per service, shared by its instances, read in the poll
+//! loop and written out by [`Capture`] (to its log file, the system log, or
+//! the daemon's own log after its name); each pipe is also held by the fd
+//! holder (see `holder.rs`) so that it outlives the daemon. No service ever
+//! holds a descriptor of the daemon's own (a terminal or procd's pipe), which
+//! would die with the daemon and take the service with it (SIGPIPE).
+//!
+//! The holder also keeps the sd_notify socket, so that it stays bound while
+//! the daemon is away: messages sent meanwhile wait in it for the next
+//! daemon, and clients that connected once keep working.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -14,7 +21,16 @@ const READ_PER_PASS: usize = 256 * 1024;
 /// The pipe buffer asked for: output that waits while the daemon is away.
 const PIPE_SIZE: usize = 1 << 20;
 
-/// One capturing service's pipe.
+/// The holder's name for the notify socket (no service is named so).
+const NOTIFY: &str = "@notify";
+
+/// Where a service's output goes: its log file or syslog, else the
+/// daemon's log.
+fn sink_of(def: &ServiceDef) -> crate::capture::Sink {
+    def.capture.clone().unwrap_or(crate::capture::Sink::Log)
+}
+
+/// One service's output pipe.
 pub(super) struct Pipe {
     pub(super) name: String,
     pub(super) read: File,
@@ -28,11 +44,12 @@ impl Daemon {
         self.config.daemon.pid_file.with_extension("fds")
     }
 
-    /// At start: reach the fd holder (starting one if a service captures)
-    /// and take back the pipes it kept for the previous daemon.
+    /// At start: reach the fd holder (starting one if there is a service)
+    /// and take back the pipes and the notify socket it kept for the
+    /// previous daemon.
     pub(super) fn attach_holder(&mut self) {
         let socket = self.holder_socket();
-        let needed = self.config.services.iter().any(|d| d.capture.is_some());
+        let needed = !self.config.services.is_empty();
         if !needed && !socket.exists() {
             return;
         }
@@ -48,17 +65,18 @@ impl Daemon {
         };
         match holder.list() {
             Ok(held) => {
-                for (name, read, write) in held {
-                    let Some(def) = self.config.services.iter().find(|d| d.name == name) else {
-                        let _ = holder.drop_pipe(&name);
+                for (name, fds) in held {
+                    if name == NOTIFY {
+                        self.take_notify(&holder, fds);
                         continue;
-                    };
-                    let Some(sink) = def.capture.clone() else {
+                    }
+                    let def = self.config.services.iter().find(|d| d.name == name);
+                    let (Some(def), Ok([read, write])) = (def, <[OwnedFd; 2]>::try_from(fds)) else {
                         let _ = holder.drop_pipe(&name);
                         continue;
                     };
                     let _ = sys::set_nonblocking(read.as_raw_fd());
-                    let capture = Capture::new(&name, sink, def.log_timestamps);
+                    let capture = Capture::new(&name, sink_of(def), def.log_timestamps);
                     self.pipes.push(Pipe { name, read: File::from(read), write, capture });
                 }
                 if !self.pipes.is_empty() {
@@ -85,11 +103,40 @@ impl Daemon {
         spawn.run(&self.stdin).map(drop).map_err(|e| e.error)
     }
 
-    /// The write end a capturing service's stdout and stderr go to,
-    /// creating its pipe on first use; `None` when it does not capture (or
-    /// no pipe could be made, which is logged).
+    /// The notify socket the previous daemon left with the holder, if it
+    /// is still the one bound at the path (else it is forgotten).
+    fn take_notify(&mut self, holder: &Holder, fds: Vec<OwnedFd>) {
+        let path = self.notify_path();
+        match <[OwnedFd; 1]>::try_from(fds) {
+            Ok([fd]) if sys::bound_to(fd.as_raw_fd(), &path) => {
+                let socket = std::os::unix::net::UnixDatagram::from(fd);
+                let _ = socket.set_nonblocking(true);
+                self.notify = Some(socket);
+            }
+            _ => {
+                let _ = holder.drop_pipe(NOTIFY);
+            }
+        }
+    }
+
+    /// Gives the holder the notify socket (and forgets it with `None`).
+    pub(super) fn hold_notify(&mut self, fd: Option<RawFd>) {
+        match fd {
+            Some(fd) => self.hold(NOTIFY, &[fd]),
+            None => {
+                if let Some(holder) = &self.holder {
+                    let _ = holder.drop_pipe(NOTIFY);
+                }
+            }
+        }
+    }
+
+    /// The write end a service's stdout and stderr go to, creating its pipe
+    /// on first use; `None` when no pipe could be made (which is logged;
+    /// the service then writes to /dev/null rather than to anything of the
+    /// daemon's).
     pub(super) fn output_fd(&mut self, def: &ServiceDef) -> Option<RawFd> {
-        let sink = def.capture.clone()?;
+        let sink = sink_of(def);
         if let Some(pipe) = self.pipes.iter().find(|p| p.name == def.name) {
             return Some(pipe.write.as_raw_fd());
         }
@@ -103,7 +150,7 @@ impl Daemon {
         let _ = sys::set_nonblocking(read.as_raw_fd());
         let _ = sys::grow_pipe(read.as_raw_fd(), PIPE_SIZE);
         let read = File::from(read);
-        self.hold(&def.name, read.as_raw_fd(), write.as_raw_fd());
+        self.hold(&def.name, &[read.as_raw_fd(), write.as_raw_fd()]);
         let fd = write.as_raw_fd();
         self.pipes.push(Pipe {
             name: def.name.clone(),
@@ -114,21 +161,26 @@ impl Daemon {
         Some(fd)
     }
 
-    /// Gives the holder a copy of a pipe; a holder that died is replaced
-    /// and given every pipe again.
-    fn hold(&mut self, name: &str, read: RawFd, write: RawFd) {
+    /// Gives the holder a copy of a pipe's ends (or of the notify socket);
+    /// a holder that died is replaced and given everything again.
+    fn hold(&mut self, name: &str, fds: &[RawFd]) {
         if let Some(holder) = &self.holder {
-            if holder.put(name, read, write).is_ok() {
+            if holder.put(name, fds).is_ok() {
                 return;
             }
         }
-        self.log.warning("fd holder gone; starting a new one");
+        if self.holder.is_some() {
+            self.log.warning("fd holder gone; starting a new one");
+        }
         let socket = self.holder_socket();
         match self.connect_holder(&socket) {
             Ok(holder) => {
-                let _ = holder.put(name, read, write);
+                let _ = holder.put(name, fds);
                 for pipe in &self.pipes {
-                    let _ = holder.put(&pipe.name, pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
+                    let _ = holder.put(&pipe.name, &[pipe.read.as_raw_fd(), pipe.write.as_raw_fd()]);
+                }
+                if let Some(notify) = &self.notify {
+                    let _ = holder.put(NOTIFY, &[notify.as_raw_fd()]);
                 }
                 self.holder = Some(holder);
             }
@@ -183,15 +235,15 @@ impl Daemon {
     }
 
     /// After a reload or removal: new sinks apply at once; pipes of
-    /// services that are gone, or no longer capture and have no process,
-    /// are closed and dropped from the holder.
+    /// services that are gone and have no process are closed and dropped
+    /// from the holder.
     pub(super) fn update_outputs(&mut self) {
         let mut index = 0;
         while index < self.pipes.len() {
             let name = self.pipes[index].name.clone();
             let def = self.config.services.iter().find(|d| d.name == name);
             let up = self.slots.iter().any(|s| s.service.name == name && s.service.state.is_up());
-            match def.and_then(|d| d.capture.clone().map(|sink| (sink, d.log_timestamps))) {
+            match def.map(|d| (sink_of(d), d.log_timestamps)) {
                 Some((sink, timestamps)) => {
                     if *self.pipes[index].capture.sink() != sink {
                         self.pipes[index].capture = Capture::new(&name, sink, timestamps);

@@ -459,7 +459,9 @@ impl Daemon {
             Some(crate::capture::Sink::Syslog) => {
                 error(409, &format!("{name}: its output goes to the system log"), keep)
             }
-            None => error(409, &format!("{name}: its output is not captured (no log_file)"), keep),
+            Some(crate::capture::Sink::Log) | None => {
+                error(409, &format!("{name}: its output goes to the daemon's log (no log_file)"), keep)
+            }
         }
     }
 

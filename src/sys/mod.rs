@@ -37,7 +37,7 @@ pub use process::{
 };
 pub use signal::{SignalPipe, signal_name, signal_number};
 pub use socket::{
-    Sender, peer_credentials, recv_fds, recv_with_sender, send_fds, set_passcred, socket_error, tcp_connect,
+    Sender, bound_to, peer_credentials, recv_fds, recv_with_sender, send_fds, set_passcred, socket_error, tcp_connect,
 };
 
 use std::fs::File;

@@ -260,3 +260,22 @@ pub fn peer_credentials(fd: RawFd) -> io::Result<(Pid, libc::uid_t, libc::gid_t)
         Ok((cred.pid, cred.uid, cred.gid))
     }
 }
+
+/// Whether the Unix socket `fd` is bound to `path` (by its own name, as
+/// getsockname reports it, and a socket file still at that path).
+pub fn bound_to(fd: RawFd, path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileTypeExt;
+    // SAFETY: an all-zero sockaddr_un is valid; getsockname writes at most
+    // `len` bytes into it.
+    let name = unsafe {
+        let mut addr: libc::sockaddr_un = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        if libc::getsockname(fd, (&raw mut addr).cast(), &mut len) < 0 || addr.sun_family != libc::AF_UNIX as _ {
+            return false;
+        }
+        let n = (len as usize).saturating_sub(std::mem::size_of::<libc::sa_family_t>()).min(addr.sun_path.len());
+        addr.sun_path[..n].iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect::<Vec<u8>>()
+    };
+    name == path.as_os_str().as_bytes() && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}

@@ -248,12 +248,12 @@ fn logs_f_follows_the_output_across_rotations() {
 }
 
 #[test]
-fn logs_of_a_service_that_is_not_captured_to_a_file_says_where_it_goes() {
+fn logs_of_a_service_without_a_log_file_says_where_its_output_goes() {
     let dir = TestDir::new("cap-nologs");
     dir.config(&(sh_service("plain", "exec sleep 1000", "") + &sh_service("sys", "exec sleep 1000", "syslog = true")));
     let out = logs(&dir, &["plain"]);
     assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{out:?}");
-    assert!(out.stderr.contains("plain") && out.stderr.contains("not captured"), "{out:?}");
+    assert!(out.stderr.contains("plain") && out.stderr.contains("goes to the daemon's log"), "{out:?}");
     let out = logs(&dir, &["sys", "-n", "3"]);
     assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{out:?}");
     assert!(out.stderr.contains("sys") && out.stderr.contains("system log"), "{out:?}");

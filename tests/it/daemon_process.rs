@@ -284,7 +284,10 @@ fn a_link_planted_as_the_state_files_temporary_is_not_written_through() {
     dir.config(&sh_service("svc", "exec sleep 1000", ""));
     let daemon = Daemon::start(&dir);
     let pid = daemon.wait_running("svc", None);
-    wait_until(secs(10), "the state file records svc", || dir.read("d.state").contains(&format!("svc 0 {pid} ")));
+    wait_until(secs(10), "the state file records svc", || {
+        parse_state(&dir.read("d.state"))
+            .is_ok_and(|r| r.iter().any(|f| f[0] == "svc" && f[STATE_PID] == pid.to_string()))
+    });
     assert_eq!(fs::read_to_string(&secret).unwrap(), SECRET);
     assert!(fs::symlink_metadata(dir.join("d.state")).unwrap().file_type().is_file());
     assert!(!dir.join("d.state.tmp").exists());

@@ -142,3 +142,28 @@ fn the_daemons_log_is_not_opened_through_a_link() {
     assert_eq!(fs::read_to_string(&secret).unwrap(), "root's secret\n");
     assert!(detached.pids().is_empty());
 }
+
+/// Issue 18: a service without a log file of its own used to share the
+/// detached daemon's log descriptor, so it could truncate the daemon's log
+/// and write lines that read as the daemon's. Now it writes into a pipe of
+/// its own, whose lines reach the log after its name, control characters
+/// escaped.
+#[test]
+fn a_service_can_neither_truncate_nor_forge_the_daemons_log() {
+    let dir = TestDir::new("dz-forge");
+    let detached = Detached::new(&dir);
+    let script = "truncate -s 0 /proc/$$/fd/1; : > /proc/$$/fd/2; \
+                  printf '2026-01-01T00:00:00Z error: forged\\n\\rfake-cr\\n'; exec sleep 1000";
+    dir.write(
+        "daemon.toml",
+        &format!("[daemon]\npid_file = \"d.pid\"\nlog_file = \"d.log\"\n\n{}", sh_service("svc", script, "")),
+    );
+    let out = detached.start(&dir);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(secs(10), "the service's lines reach the daemon's log", || dir.read("d.log").contains("fake-cr"));
+    let log = dir.read("d.log");
+    assert!(log.lines().next().is_some_and(|l| l.contains("started (pid")), "the log was truncated: {log}");
+    assert!(!log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")), "a forged line: {log}");
+    assert!(log.lines().any(|l| l.contains(" svc: 2026-01-01T00:00:00Z error: forged")), "{log}");
+    assert!(log.lines().any(|l| l.contains(" svc: \\x0dfake-cr")), "{log}");
+}

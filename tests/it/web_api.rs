@@ -330,7 +330,7 @@ fn logs_are_the_captured_lines() {
 
     let plain = get(port, "/api/processes/plain/logs", &[BEARER]);
     assert_eq!(plain.status, 409, "{plain:?}");
-    assert!(plain.json::<Failure>().error.contains("not captured"), "{plain:?}");
+    assert!(plain.json::<Failure>().error.contains("goes to the daemon's log"), "{plain:?}");
 }
 
 #[test]
