@@ -52,7 +52,7 @@ impl<'a> Flat<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Flat<'a>, String> {
         let text =
             std::str::from_utf8(body).map_err(|e| format!("at byte {}: expected UTF-8 text", e.valid_up_to()))?;
-        if text.trim_ascii().is_empty() {
+        if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
             return Ok(Flat { fields: Vec::new() });
         }
         match parse(text, 0)? {

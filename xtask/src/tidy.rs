@@ -106,3 +106,16 @@ fn the_daemon_avoids_what_breaks_its_size_budget() {
         }
     }
 }
+
+/// A fuzz target that `cargo xtask fuzz --all` (and so `cargo xtask test`)
+/// does not run is a parser nobody fuzzes.
+#[test]
+fn every_fuzz_target_is_run() {
+    let manifest = fs::read_to_string(root().join("fuzz/Cargo.toml")).unwrap();
+    let bins: Vec<&str> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|bin| bin.lines().find_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"')))
+        .collect();
+    assert_eq!(bins, crate::fuzz::TARGETS, "fuzz/Cargo.toml's [[bin]]s and xtask/src/fuzz.rs's TARGETS differ");
+}
