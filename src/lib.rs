@@ -6,8 +6,9 @@
 //! talks to a running one over its control socket ([`control`]). It is a
 //! library only so that the fuzz targets (fuzz/) can reach the parsers of
 //! outside input: [`config`], [`state`], [`control`], [`http`],
-//! [`sdnotify`] and the client's reader of the daemon's answer
-//! ([`status`]); nothing else is public. ARCHITECTURE.md has the map; in
+//! [`sdnotify`], the client's reader of the daemon's answer ([`status`])
+//! and the JSON reader both it and the web API's request bodies use
+//! ([`json`]); nothing else is public. ARCHITECTURE.md has the map; in
 //! short:
 //!
 //! - `config` turns daemon.toml into checked plain data;
@@ -28,6 +29,7 @@ mod files;
 mod holder;
 #[cfg(feature = "web")]
 pub mod http;
+pub mod json;
 mod msg;
 mod pidfile;
 mod procfs;

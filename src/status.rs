@@ -7,15 +7,17 @@
 //! web UI can never disagree.
 //!
 //! The daemon writes the document with [`Document::to_json`] and the client
-//! reads it with [`Document::from_json`], a writer and a reader for this one
-//! shape. nanoserde's `SerJson` derive would do the writing, but the binary
-//! without the web UI has no other use for it. nanoserde's
-//! `DeJson` would link a general JSON deserializer and, through the `Debug`
-//! of its tokens in its error messages, std's float formatting: 29 KB of the
-//! binary without the web UI (see "Binary size" in ARCHITECTURE.md).
+//! reads it with [`Document::from_json`], a writer for this one shape and
+//! the shared reader of `json.rs`. nanoserde's `SerJson` derive would do the
+//! writing, but the binary without the web UI has no other use for it;
+//! nanoserde's `DeJson` would link a general JSON deserializer and, through
+//! the `Debug` of its tokens in its error messages, std's float formatting:
+//! 29 KB of the binary without the web UI (see "Binary size" in
+//! ARCHITECTURE.md).
 
 use std::fmt::{self, Write as _};
-use std::str::FromStr;
+
+use crate::json::{self, Json, Object};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Document {
@@ -89,12 +91,8 @@ impl Document {
     /// skipped, so an older client can read a newer daemon's document; a
     /// missing optional field reads as `null`.
     pub fn from_json(text: &str) -> Result<Document, String> {
-        let mut reader = Reader { text, at: 0 };
-        let json = reader.value(0)?;
-        reader.skip_space();
-        if reader.at < text.len() {
-            return reader.fail("the end of the document");
-        }
+        // The document nests three deep; a bound keeps the stack bounded.
+        let json = json::parse(text, 16)?;
         let document = Object::of(&json, "the document")?;
         let daemon = Object::of(document.get("daemon")?, "daemon")?;
         let daemon = DaemonInfo {
@@ -155,207 +153,6 @@ impl<T: fmt::Display> fmt::Display for Nullable<T> {
             Some(value) => value.fmt(f),
             None => f.write_str("null"),
         }
-    }
-}
-
-/// A JSON value. Numbers stay text until a field says which integer it
-/// holds, so no float parsing is linked.
-enum Json<'a> {
-    Null,
-    Bool,
-    Number(&'a str),
-    String(String),
-    Array(Vec<Json<'a>>),
-    Object(Vec<(String, Json<'a>)>),
-}
-
-/// The fields of a JSON object, read by name; the last of a repeated key
-/// wins, as in nanoserde.
-struct Object<'j, 'a>(&'j [(String, Json<'a>)]);
-
-impl<'j, 'a> Object<'j, 'a> {
-    fn of(json: &'j Json<'a>, what: &str) -> Result<Object<'j, 'a>, String> {
-        match json {
-            Json::Object(fields) => Ok(Object(fields)),
-            _ => Err(format!("{what}: expected an object")),
-        }
-    }
-
-    fn get(&self, key: &str) -> Result<&'j Json<'a>, String> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v).ok_or_else(|| format!("missing key {key:?}"))
-    }
-
-    fn string(&self, key: &str) -> Result<String, String> {
-        match self.get(key)? {
-            Json::String(s) => Ok(s.clone()),
-            _ => Err(format!("{key}: expected a string")),
-        }
-    }
-
-    fn number<T: FromStr>(&self, key: &str) -> Result<T, String> {
-        match self.get(key)? {
-            Json::Number(n) => n.parse().map_err(|_| format!("{key}: {n} is not an integer in range")),
-            _ => Err(format!("{key}: expected a number")),
-        }
-    }
-
-    /// A field that may be missing or `null`.
-    fn optional<T>(&self, key: &str, read: fn(&Self, &str) -> Result<T, String>) -> Result<Option<T>, String> {
-        match self.get(key) {
-            Err(_) | Ok(Json::Null) => Ok(None),
-            Ok(_) => read(self, key).map(Some),
-        }
-    }
-}
-
-/// A JSON reader over `text` (RFC 8259), from byte `at`.
-struct Reader<'a> {
-    text: &'a str,
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn fail<T>(&self, expected: &str) -> Result<T, String> {
-        Err(format!("at byte {}: expected {expected}", self.at))
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
-    }
-
-    fn skip_space(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.at += 1;
-        }
-    }
-
-    /// Skips white space, then consumes `byte` if it comes next.
-    fn eat(&mut self, byte: u8) -> bool {
-        self.skip_space();
-        let found = self.peek() == Some(byte);
-        self.at += usize::from(found);
-        found
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Json<'a>, String> {
-        // The document nests three deep; a bound keeps the stack bounded.
-        if depth > 16 {
-            return self.fail("less nesting");
-        }
-        if self.eat(b'{') {
-            let mut fields = Vec::new();
-            if !self.eat(b'}') {
-                loop {
-                    self.skip_space();
-                    let key = self.string()?;
-                    if !self.eat(b':') {
-                        return self.fail("':'");
-                    }
-                    fields.push((key, self.value(depth + 1)?));
-                    if self.eat(b'}') {
-                        break;
-                    }
-                    if !self.eat(b',') {
-                        return self.fail("',' or '}'");
-                    }
-                }
-            }
-            return Ok(Json::Object(fields));
-        }
-        if self.eat(b'[') {
-            let mut items = Vec::new();
-            if !self.eat(b']') {
-                loop {
-                    items.push(self.value(depth + 1)?);
-                    if self.eat(b']') {
-                        break;
-                    }
-                    if !self.eat(b',') {
-                        return self.fail("',' or ']'");
-                    }
-                }
-            }
-            return Ok(Json::Array(items));
-        }
-        if self.peek() == Some(b'"') {
-            return self.string().map(Json::String);
-        }
-        let start = self.at;
-        while let Some(b'a'..=b'z' | b'0'..=b'9' | b'-' | b'+' | b'.' | b'E') = self.peek() {
-            self.at += 1;
-        }
-        match &self.text[start..self.at] {
-            "null" => Ok(Json::Null),
-            "true" | "false" => Ok(Json::Bool),
-            word if word.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => Ok(Json::Number(word)),
-            _ => {
-                self.at = start;
-                self.fail("a value")
-            }
-        }
-    }
-
-    /// A string, at its opening quote.
-    fn string(&mut self) -> Result<String, String> {
-        if self.peek() != Some(b'"') {
-            return self.fail("a string");
-        }
-        self.at += 1;
-        let mut out = String::new();
-        loop {
-            let rest = &self.text[self.at..];
-            let Some(end) = rest.find(['"', '\\']) else {
-                return self.fail("the end of the string");
-            };
-            out.push_str(&rest[..end]);
-            self.at += end + 1;
-            if rest.as_bytes()[end] == b'"' {
-                return Ok(out);
-            }
-            let c = match self.peek() {
-                Some(b'"') => '"',
-                Some(b'\\') => '\\',
-                Some(b'/') => '/',
-                Some(b'b') => '\u{8}',
-                Some(b'f') => '\u{c}',
-                Some(b'n') => '\n',
-                Some(b'r') => '\r',
-                Some(b't') => '\t',
-                Some(b'u') => {
-                    self.at += 1;
-                    let unit = self.hex4()?;
-                    let code = match unit {
-                        0xD800..0xDC00 if self.text[self.at..].starts_with("\\u") => {
-                            self.at += 2;
-                            match self.hex4()? {
-                                low @ 0xDC00..0xE000 => 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00),
-                                // A high surrogate and no low one: no char.
-                                _ => u32::MAX,
-                            }
-                        }
-                        _ => unit,
-                    };
-                    match char::from_u32(code) {
-                        Some(c) => {
-                            out.push(c);
-                            continue;
-                        }
-                        None => return self.fail("a valid \\u escape"),
-                    }
-                }
-                _ => return self.fail("an escape"),
-            };
-            out.push(c);
-            self.at += 1;
-        }
-    }
-
-    /// The four hex digits of a `\u` escape.
-    fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self.text.get(self.at..self.at + 4).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
-        let Some(digits) = digits else { return self.fail("four hex digits") };
-        self.at += 4;
-        Ok(u32::from_str_radix(digits, 16).unwrap_or_default())
     }
 }
 

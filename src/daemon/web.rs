@@ -14,13 +14,22 @@
 //! must come from the page itself: a browser's Origin header must name
 //! this host, and a cookie-authenticated POST must carry one. Without a
 //! token the config only allows a loopback address.
+//!
+//! Bodies: every POST route reads its body with `json::Flat` (a flat JSON
+//! object; empty reads as `{}`) and names the fields it takes, none but
+//! login's `token`. A body that is not that, cut short, garbage or with a
+//! field no route takes, is a 400 naming the problem, and the route does
+//! nothing. The checks go from the cheapest refusal to the body: Origin
+//! (403), then the session or token (401; login's token is in its body),
+//! then the body (400), then the action.
 
 use std::net::{TcpListener, TcpStream};
 
-use nanoserde::{DeJson, SerJson};
+use nanoserde::SerJson;
 
 use super::*;
 use crate::http::{self, Parsed};
+use crate::json::Flat;
 
 mod assets {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -81,11 +90,6 @@ struct Failure {
 struct Logs {
     name: String,
     lines: Vec<String>,
-}
-
-#[derive(DeJson)]
-struct Login {
-    token: String,
 }
 
 /// How a request proved who it is.
@@ -186,6 +190,16 @@ fn json(status: u16, body: String, keep_alive: bool) -> Vec<u8> {
 
 fn error(status: u16, message: &str, keep_alive: bool) -> Vec<u8> {
     json(status, Failure { error: message.to_string(), lines: vec![] }.serialize_json(), keep_alive)
+}
+
+/// Reads the body of a POST route that takes no fields: empty or `{}`.
+fn no_fields(request: &http::Request) -> Result<(), String> {
+    Flat::parse(&request.body)?.only(&[])
+}
+
+/// The 400 for a body `Flat` refused.
+fn bad_body(problem: &str, keep_alive: bool) -> Vec<u8> {
+    error(400, &format!("request body: {problem}"), keep_alive)
 }
 
 impl Daemon {
@@ -371,13 +385,15 @@ impl Daemon {
         }
         match (method, &segments[1..]) {
             ("POST", ["login"]) => {
-                let token = std::str::from_utf8(&request.body).ok().and_then(|b| Login::deserialize_json(b).ok());
-                let ok = match (&web.token, token) {
-                    (None, _) => true,
-                    (Some(expected), Some(login)) => constant_time_eq(login.token.as_bytes(), expected.as_bytes()),
-                    (Some(_), None) => false,
+                let login = Flat::parse(&request.body).and_then(|body| {
+                    body.only(&["token"])?;
+                    body.string("token")
+                });
+                let token = match login {
+                    Ok(token) => token,
+                    Err(problem) => return reply(conn, bad_body(&problem, keep)),
                 };
-                if !ok {
+                if web.token.as_ref().is_some_and(|expected| !constant_time_eq(token.as_bytes(), expected.as_bytes())) {
                     return reply(conn, error(401, "wrong token", keep));
                 }
                 let mut id = [0u8; 24];
@@ -393,6 +409,9 @@ impl Daemon {
                 reply(conn, http::response(204, &[("Set-Cookie", cookie)], b"", keep))
             }
             ("POST", ["logout"]) => {
+                if let Err(problem) = no_fields(&request) {
+                    return reply(conn, bad_body(&problem, keep));
+                }
                 if let Some(id) = request.cookie(COOKIE) {
                     web.sessions.retain(|s| s != id);
                 }
@@ -416,6 +435,9 @@ impl Daemon {
                 reply(conn, self.logs_json(name, lines, keep))
             }
             ("POST", ["processes", name, verb @ ("start" | "stop" | "restart")]) => {
+                if let Err(problem) = no_fields(&request) {
+                    return reply(conn, bad_body(&problem, keep));
+                }
                 let name = name.to_string();
                 let request = match *verb {
                     "start" => Request::Start { name },

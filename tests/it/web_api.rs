@@ -548,3 +548,249 @@ fn logs_are_not_read_through_a_link() {
     assert!(error.contains("svc.log: is a symbolic link"), "{response:?}");
     assert!(!response.body.contains("secret\\n"), "{response:?}");
 }
+
+/// A valid login body, whose every prefix is sent as a cut-off body.
+const LOGIN_BODY: &str = "{\"token\":\"s3cret-token-for-tests\"}";
+
+/// Every POST route; each reads its body (login the field `token`, the
+/// others none).
+const POST_ROUTES: [&str; 5] =
+    ["/api/login", "/api/logout", "/api/processes/svc/start", "/api/processes/svc/stop", "/api/processes/svc/restart"];
+
+/// Bodies no route takes, named for the messages: every non-empty prefix of
+/// a login body (`{"x":` made nanoserde panic, which aborted the daemon),
+/// garbage, invalid UTF-8, deep nesting, huge numbers and wrong types.
+fn hostile_bodies() -> Vec<(String, Vec<u8>)> {
+    let mut bodies: Vec<(String, Vec<u8>)> =
+        (1..LOGIN_BODY.len()).map(|n| (format!("the first {n} bytes of a login"), LOGIN_BODY[..n].into())).collect();
+    let mut garbage = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..2000 {
+        // A linear congruential generator: the same bytes every run.
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        garbage.push((x >> 16) as u8);
+    }
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("{\"x\":", b"{\"x\":".to_vec()),
+        ("random bytes", garbage),
+        ("a request line", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+        ("NUL bytes", vec![0; 64]),
+        ("invalid UTF-8 in a string", b"{\"token\":\"\xff\xfe\"}".to_vec()),
+        ("a lone continuation byte", b"\x80".to_vec()),
+        ("a cut-off UTF-8 sequence", b"{\"token\":\"\xc3".to_vec()),
+        ("16,000 nested arrays", "[".repeat(16_000).into_bytes()),
+        ("nested objects", "{\"a\":".repeat(3000).into_bytes()),
+        ("a nested token", b"{\"token\":[[[\"s3cret-token-for-tests\"]]]}".to_vec()),
+        ("an object token", b"{\"token\":{\"token\":\"s3cret-token-for-tests\"}}".to_vec()),
+        ("a 15,000-digit number", format!("{{\"token\":{}}}", "9".repeat(15_000)).into_bytes()),
+        ("a huge exponent", b"{\"token\":1e99999999999999999999}".to_vec()),
+        ("a number token", b"{\"token\":4711}".to_vec()),
+        ("a boolean token", b"{\"token\":true}".to_vec()),
+        ("a null token", b"{\"token\":null}".to_vec()),
+        ("an array body", b"[\"s3cret-token-for-tests\"]".to_vec()),
+        ("a string body", b"\"s3cret-token-for-tests\"".to_vec()),
+        ("a number body", b"-0".to_vec()),
+        ("a trailing comma", b"{\"token\":\"a\",}".to_vec()),
+        ("two objects", b"{}{}".to_vec()),
+        ("a raw newline in a string", b"{\"token\":\"a\nb\"}".to_vec()),
+        ("a bad escape", b"{\"token\":\"\\x41\"}".to_vec()),
+        ("a lone surrogate", b"{\"token\":\"\\udc00\"}".to_vec()),
+        ("an unquoted key", b"{token:\"s3cret-token-for-tests\"}".to_vec()),
+        ("an unknown field", b"{\"token\":\"s3cret-token-for-tests\",\"admin\":true}".to_vec()),
+    ];
+    bodies.extend(cases.into_iter().map(|(what, bytes)| (what.to_string(), bytes)));
+    bodies
+}
+
+/// Sends one POST whose head is `head_lines` (Host included) and whose
+/// body is `body`, with `Connection: close`, and reads the whole answer;
+/// `Err` when the daemon closed without one.
+fn post_raw(port: u16, path: &str, head_lines: &[String], body: &[u8]) -> Result<Response, String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(secs(10))).unwrap();
+    let lines: String = head_lines.iter().map(|h| format!("{h}\r\n")).collect();
+    let mut bytes =
+        format!("POST {path} HTTP/1.1\r\n{lines}Connection: close\r\nContent-Length: {}\r\n\r\n", body.len())
+            .into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| format!("no answer, only {text:?}"))?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.strip_prefix("HTTP/1.1 ")).and_then(|s| s.get(..3)?.parse().ok());
+    let status = status.ok_or_else(|| format!("bad status line in {text:?}"))?;
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string())).collect();
+    Ok(Response { status, headers, body: body.to_string() })
+}
+
+/// Every service's pid, from the status the control socket answers.
+fn pids(daemon: &Daemon) -> Vec<(String, u32, Option<i32>)> {
+    daemon.status().processes.into_iter().map(|p| (p.name, p.instance, p.pid)).collect()
+}
+
+/// The daemon is still the supervisor it was: its process is up, it answers
+/// `status` over the control socket and the web API, and the services
+/// have the pids of `before`.
+fn still_supervising(
+    daemon: &mut Daemon,
+    port: u16,
+    auth: &[&str],
+    before: &[(String, u32, Option<i32>)],
+    after: &str,
+) {
+    assert!(daemon.is_up(), "the daemon died after {after}; its log:\n{}", daemon.log());
+    assert_eq!(pids(daemon), before, "pids changed (control socket) after {after}");
+    let web = get(port, "/api/status", auth);
+    assert_eq!(web.status, 200, "the web API after {after}: {web:?}");
+    let status: Status = web.json();
+    let web_pids: Vec<_> = status.processes.into_iter().map(|p| (p.name, p.instance, p.pid)).collect();
+    assert_eq!(web_pids, before, "pids changed (web API) after {after}");
+}
+
+/// One way a hostile client may come: its extra head lines (besides Host)
+/// and what each route must answer then.
+struct Attacker {
+    what: &'static str,
+    host: String,
+    lines: Vec<String>,
+    status: fn(route: &str) -> u16,
+}
+
+/// Sends every hostile body to every POST route as each attacker, and
+/// checks after each that nothing but the expected 4xx happened.
+fn attack(daemon: &mut Daemon, port: u16, auth: &[&str], attackers: &[Attacker]) {
+    let before = pids(daemon);
+    assert!(before.iter().all(|(_, _, pid)| pid.is_some()), "a service is not running: {before:?}");
+    let bodies = hostile_bodies();
+    for attacker in attackers {
+        for route in POST_ROUTES {
+            let expected = (attacker.status)(route);
+            for (what, body) in &bodies {
+                let case = format!("{} POSTing {what} to {route}", attacker.what);
+                let mut head = vec![format!("Host: {}", attacker.host)];
+                head.extend(attacker.lines.iter().cloned());
+                let response = post_raw(port, route, &head, body).unwrap_or_else(|e| {
+                    panic!("{case}: {e}; the daemon is up: {}; its log:\n{}", daemon.is_up(), daemon.log())
+                });
+                still_supervising(daemon, port, auth, &before, &case);
+                assert_eq!(response.status, expected, "{case}: {response:?}");
+                let error = response.json::<Failure>().error;
+                if expected == 400 {
+                    assert!(error.starts_with("request body: "), "{case}: {error:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_bodies_get_4xx_and_change_nothing_with_a_token() {
+    let dir = TestDir::new("web-body-token");
+    let (mut daemon, port) = start_svc(&dir);
+    daemon.wait_running("svc", None);
+    let host = format!("127.0.0.1:{port}");
+    let cookie = format!("Cookie: {}", login(port));
+    // Login's credentials are its body, so its body is read first; the
+    // others want credentials first; logout wants none.
+    let login_400_else_401 =
+        |route: &str| if route.ends_with("/login") || route.ends_with("/logout") { 400 } else { 401 };
+    let attackers = [
+        Attacker { what: "a stranger", host: host.clone(), lines: vec![], status: login_400_else_401 },
+        Attacker {
+            what: "a stranger from the page",
+            host: host.clone(),
+            lines: vec![origin(port)],
+            status: login_400_else_401,
+        },
+        Attacker {
+            what: "a wrong Bearer",
+            host: host.clone(),
+            lines: vec!["Authorization: Bearer nope-nope-nope".into()],
+            status: login_400_else_401,
+        },
+        Attacker { what: "Bearer", host: host.clone(), lines: vec![BEARER.into()], status: |_| 400 },
+        Attacker {
+            what: "a session from the page",
+            host: host.clone(),
+            lines: vec![cookie.clone(), origin(port)],
+            status: |_| 400,
+        },
+        Attacker { what: "a session without Origin", host: host.clone(), lines: vec![cookie.clone()], status: |_| 403 },
+        Attacker {
+            what: "Bearer from a foreign Origin",
+            host: host.clone(),
+            lines: vec![BEARER.into(), "Origin: http://evil.example".into()],
+            status: |_| 403,
+        },
+        Attacker {
+            what: "a stranger from a foreign Origin",
+            host: host.clone(),
+            lines: vec!["Origin: http://evil.example".into()],
+            status: |_| 403,
+        },
+        // Origin names the Host it came with: same_origin lets it through
+        // (DNS rebinding would look like this), so the token decides.
+        Attacker {
+            what: "a foreign Host and Origin",
+            host: "evil.example".into(),
+            lines: vec!["Origin: http://evil.example".into()],
+            status: login_400_else_401,
+        },
+        Attacker {
+            what: "Bearer with a foreign Host and Origin",
+            host: "evil.example".into(),
+            lines: vec![BEARER.into(), "Origin: http://evil.example".into()],
+            status: |_| 400,
+        },
+    ];
+    attack(&mut daemon, port, &[BEARER], &attackers);
+    // The session ended by no malformed logout, and login still works.
+    assert_eq!(get(port, "/api/status", &[&cookie]).status, 200, "a malformed logout ended the session");
+    login(port);
+}
+
+#[test]
+fn malformed_bodies_get_4xx_and_change_nothing_without_a_token() {
+    let dir = TestDir::new("web-body-open");
+    let (mut daemon, port) = start(&dir, &sh_service("svc", "exec sleep 1000", ""), "");
+    daemon.wait_running("svc", None);
+    let host = format!("127.0.0.1:{port}");
+    let attackers = [
+        Attacker { what: "anyone", host: host.clone(), lines: vec![], status: |_| 400 },
+        Attacker { what: "the page", host: host.clone(), lines: vec![origin(port)], status: |_| 400 },
+        Attacker {
+            what: "a foreign Origin",
+            host: host.clone(),
+            lines: vec!["Origin: http://evil.example".into()],
+            status: |_| 403,
+        },
+        Attacker {
+            what: "a foreign Host and Origin",
+            host: "evil.example".into(),
+            lines: vec!["Origin: http://evil.example".into()],
+            status: |_| 400,
+        },
+    ];
+    attack(&mut daemon, port, &[], &attackers);
+}
+
+#[test]
+fn post_routes_take_an_empty_body_or_their_fields_only() {
+    let dir = TestDir::new("web-body-ok");
+    let (daemon, port) = start_svc(&dir);
+    let old = daemon.wait_running("svc", None);
+    let restart = post(port, "/api/processes/svc/restart", &[BEARER], "{ }");
+    assert_eq!(restart.status, 200, "{restart:?}");
+    daemon.wait_running("svc", Some(old));
+    let missing = post(port, "/api/login", &[], "{}");
+    assert_eq!(missing.status, 400, "{missing:?}");
+    assert_eq!(missing.json::<Failure>().error, "request body: missing key \"token\"", "{missing:?}");
+    let cut = post(port, "/api/login", &[], "{\"x\":");
+    assert_eq!(cut.json::<Failure>().error, "request body: at byte 5: expected a value", "{cut:?}");
+    let extra = post(port, "/api/processes/svc/stop", &[BEARER], "{\"now\":true}");
+    assert_eq!(extra.status, 400, "{extra:?}");
+    assert_eq!(extra.json::<Failure>().error, "request body: unknown key \"now\" (this endpoint takes no fields)");
+}

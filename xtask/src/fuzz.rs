@@ -1,7 +1,8 @@
 //! `cargo xtask fuzz`: runs the cargo-fuzz targets of fuzz/, one per parser
 //! of outside input (daemon.toml, the state file, control lines, HTTP
-//! requests, sd_notify datagrams). Each target checks properties, not only
-//! "no panic"; fuzz/fuzz_targets/*.rs says which.
+//! requests, sd_notify datagrams, the status document, the web API's
+//! request bodies). Each target checks properties, not only "no panic";
+//! fuzz/fuzz_targets/*.rs says which.
 //!
 //! - `cargo xtask fuzz TARGET --time S` fuzzes for S seconds, growing a
 //!   working corpus in target/fuzz/corpus/TARGET from the committed seeds
@@ -27,7 +28,7 @@ use std::process::{Command, Stdio};
 use crate::{cargo, project_root, step};
 
 /// Every target in fuzz/fuzz_targets/, in the order `--all` runs them.
-pub const TARGETS: &[&str] = &["config", "state", "control", "http", "sdnotify", "status_json"];
+pub const TARGETS: &[&str] = &["config", "state", "control", "http", "sdnotify", "status_json", "request_body"];
 
 /// Executions per target in `cargo xtask test`: the whole stage, the first
 /// build of the fuzz crate included, stays within about two minutes on two
