@@ -22,5 +22,6 @@ mod readiness;
 mod real_daemons;
 mod reload;
 mod reload_precise;
+mod resume;
 mod stopping;
 mod web_api;
