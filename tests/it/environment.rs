@@ -297,3 +297,23 @@ fn a_limit_above_what_the_kernel_allows_is_a_setrlimit_error() {
     let (_daemon, last_exit) = failed_before_exec(&dir, &format!("limits = {{ core = 0, nofile = {too_many} }}"));
     assert_eq!(last_exit, format!("setrlimit nofile={too_many}: Operation not permitted"), "not an exit code");
 }
+
+/// As systemd sets them, so libsystemd's sd_watchdog_enabled() sees the
+/// watchdog: WATCHDOG_USEC is the period, WATCHDOG_PID the service's own
+/// pid; a service without watchdog_sec gets neither, even when the daemon
+/// itself was given them.
+#[test]
+fn a_watchdog_service_gets_watchdog_usec_and_its_own_pid() {
+    let dir = TestDir::new("env-watchdog");
+    let script = "echo PID=$$ > env.tmp; env >> env.tmp; mv env.tmp env.txt; exec sleep 1000";
+    let plain = "env > plain.tmp; mv plain.tmp plain.txt; exec sleep 1000";
+    dir.config(&(sh_service("svc", script, "watchdog_sec = 3") + &sh_service("plain", plain, "")));
+    let daemon = Daemon::start_with_env(&dir, &[("WATCHDOG_USEC", "1"), ("WATCHDOG_PID", "1")]);
+    let env = env_lines(&wait_file(&dir, "env.txt"));
+    let pid = daemon.wait_running("svc", None);
+    assert_eq!(value(&env, "PID"), [pid.to_string()]);
+    assert_eq!(value(&env, "WATCHDOG_USEC"), ["3000000"], "{env:?}");
+    assert_eq!(value(&env, "WATCHDOG_PID"), [pid.to_string()], "{env:?}");
+    let plain = env_lines(&wait_file(&dir, "plain.txt"));
+    assert!(value(&plain, "WATCHDOG_USEC").is_empty() && value(&plain, "WATCHDOG_PID").is_empty(), "{plain:?}");
+}

@@ -106,3 +106,44 @@ fn status_text_and_a_users_stop_survive_the_daemon() {
     assert_eq!(out.code, 0, "{out:?}");
     daemon.wait_running("other", None);
 }
+
+/// The notify socket outlives the daemon (the fd holder keeps it): a
+/// READY=1 sent while no daemon runs waits in it for the next one, and a
+/// client that connected once (as PyPI's sdnotify does) keeps working.
+#[test]
+fn notifications_sent_while_the_daemon_is_away_reach_the_next_one() {
+    let dir = TestDir::new("rs-gap");
+    // Connects once; sends STATUS=n for every line of `say` it has not
+    // sent yet, READY=1 when the line is `ready`.
+    let client = "import os, socket, time\n\
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+        s.connect(os.environ['NOTIFY_SOCKET'])\n\
+        sent = 0\n\
+        while True:\n\
+        \x20   lines = open('say').read().split() if os.path.exists('say') else []\n\
+        \x20   for line in lines[sent:]:\n\
+        \x20       s.send(b'READY=1' if line == 'ready' else ('STATUS=' + line).encode())\n\
+        \x20       open('sent', 'w').write(str(len(lines)))\n\
+        \x20   sent = len(lines)\n\
+        \x20   time.sleep(0.05)\n";
+    dir.write("client.py", client);
+    dir.config(&sh_service("svc", "exec python3 client.py", "ready = \"notify\"\nready_timeout = 60"));
+    let daemon = Daemon::start(&dir);
+    wait_until(secs(5), "svc is starting", || daemon.find("svc").is_some_and(|p| p.state == "starting"));
+    let pid = daemon.process("svc").pid.unwrap();
+    dir.write("say", "one\n");
+    wait_until(secs(5), "STATUS=one is heard", || daemon.process("svc").status_text.as_deref() == Some("one"));
+    drop(daemon);
+
+    dir.write("say", "one\nready\ntwo\n");
+    wait_until(secs(5), "the client sent READY=1 and STATUS=two", || dir.read("sent") == "3");
+    assert!(alive(pid), "the client died sending while the daemon was away");
+    let daemon = Daemon::start(&dir);
+    wait_until(secs(5), "the READY=1 sent in the gap is heard", || daemon.process("svc").state == "running");
+    wait_until(secs(5), "STATUS=two is heard", || daemon.process("svc").status_text.as_deref() == Some("two"));
+    assert_eq!(daemon.process("svc").pid, Some(pid));
+    dir.write("say", "one\nready\ntwo\nthree\n");
+    wait_until(secs(5), "the once-connected client still reaches the daemon", || {
+        daemon.process("svc").status_text.as_deref() == Some("three")
+    });
+}
