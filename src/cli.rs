@@ -217,6 +217,11 @@ pub fn main() -> i32 {
         },
         Command::Check => match load(config_arg, false) {
             Ok(config) => {
+                let problems = config::path_problems(&config);
+                if !problems.is_empty() {
+                    let file = config.path.display().to_string();
+                    return fail(config::ConfigError { file, problems }.to_string());
+                }
                 println!("{}: ok, {} processes", config.path.display(), config.services.len());
                 EXIT_OK
             }
@@ -227,6 +232,10 @@ pub fn main() -> i32 {
                 Ok(config) => config,
                 Err(e) => return fail(e),
             };
+            // Before --daemonize opens log_file: /var is a tmpfs on routers.
+            if let Err(e) = crate::daemon::make_directories(&config) {
+                return fail(e.0);
+            }
             if daemonize {
                 return start_detached(config);
             }

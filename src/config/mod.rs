@@ -19,6 +19,7 @@
 
 mod checker;
 mod daemon;
+mod paths;
 mod processes;
 
 use std::fmt::{self, Write as _};
@@ -27,6 +28,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use checker::{Checker, line_col};
+pub use paths::problems as path_problems;
 use toml_edit::Document;
 
 /// The name of the config file looked up in the current directory.

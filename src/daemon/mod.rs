@@ -184,6 +184,8 @@ struct Daemon {
     holder: Option<crate::holder::Holder>,
     /// `shutdown --stop-all` was asked: the fd holder can go too.
     stop_all: bool,
+    /// When the daemon exits even if services it is stopping still run.
+    stop_all_until: Option<Instant>,
     /// Stops deferred until the services that depend on them are down.
     pending_stops: Vec<Key>,
     /// Dependents (restart_dependents) to start again once they are down.
@@ -237,6 +239,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         pipes: Vec::new(),
         holder: None,
         stop_all: false,
+        stop_all_until: None,
         pending_stops: Vec::new(),
         restart_after: Vec::new(),
         notify: None,
@@ -263,7 +266,14 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
     daemon.run_loop();
 
     let _ = std::fs::remove_file(&daemon.config.daemon.control_socket);
-    daemon.persist();
+    if daemon.stop_all && !daemon.slots.iter().any(|s| s.service.state.is_up()) {
+        // Everything was stopped: nothing is left to adopt, and the next
+        // daemon starts as at boot (an init script's stop, then start),
+        // not with every service remembered as stopped by the user.
+        let _ = std::fs::remove_file(&daemon.config.daemon.state_file);
+    } else {
+        daemon.persist();
+    }
     if daemon.stop_all {
         daemon.release_holder();
         daemon.log.info("exiting; every service was stopped");
@@ -275,6 +285,44 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
     // which thus means the pid file is free for the next daemon.
     drop(daemon);
     Ok(())
+}
+
+/// Makes the missing directories of the daemon's files (pid file, control
+/// socket, state file, log file) and of every service's log file, mode
+/// 0755: on routers /var is a tmpfs, empty at each boot. Only the daemon's
+/// own may fail the start; a service's log directory that cannot be made
+/// is the service's capture problem, reported when it opens the log.
+pub fn make_directories(config: &Config) -> Result<(), SetupError> {
+    let d = &config.daemon;
+    let log_file = d.log_file.clone().unwrap_or_else(|| d.pid_file.with_extension("log"));
+    for (key, path) in [
+        ("pid_file", &d.pid_file),
+        ("control_socket", &d.control_socket),
+        ("state_file", &d.state_file),
+        ("log_file", &log_file),
+    ] {
+        make_parent(path)
+            .map_err(|(dir, e)| SetupError(format!("{key} {}: mkdir {}", path.display(), msg::path_error(&dir, &e))))?;
+    }
+    for dir in service_log_dirs(config) {
+        let _ = make_parent(&dir);
+    }
+    Ok(())
+}
+
+/// The log files of the services that capture to one.
+fn service_log_dirs(config: &Config) -> impl Iterator<Item = std::path::PathBuf> + '_ {
+    config.services.iter().filter_map(|def| match &def.capture {
+        Some(crate::capture::Sink::File { path, .. }) => Some(path.clone()),
+        _ => None,
+    })
+}
+
+/// Makes the directory of `path` and its missing parents, mode 0755.
+fn make_parent(path: &Path) -> Result<(), (std::path::PathBuf, io::Error)> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else { return Ok(()) };
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| (dir.to_path_buf(), e))
 }
 
 /// Everything that may still fail and stop the daemon from starting.
@@ -445,7 +493,13 @@ impl Daemon {
             self.drop_retired();
             self.persist();
 
-            if self.exit && !self.clients.iter().any(|c| matches!(c.phase, Phase::Waiting(Wait::ShutdownAll))) {
+            // Stopping everything, the daemon waits for its services, or
+            // for a `shutdown --stop-all` client's wait to end.
+            let waiting = self.clients.iter().any(|c| matches!(c.phase, Phase::Waiting(Wait::ShutdownAll)))
+                || self
+                    .stop_all_until
+                    .is_some_and(|until| now < until && self.slots.iter().any(|s| s.service.state.is_up()));
+            if self.exit && !waiting {
                 self.flush_clients();
                 return;
             }
@@ -472,11 +526,27 @@ impl Daemon {
             .chain(checks)
             .chain(web)
             .chain(self.accept_paused)
+            .chain(self.stop_all_until)
             .min()
     }
 
     fn on_signal(&mut self, signal: libc::c_int, now: Instant) {
         match signal {
+            // Nothing outlives PID 1 of a PID namespace (a container's
+            // `docker stop`): the kernel would SIGKILL every service as
+            // it exits, so they are stopped properly first, as by
+            // `shutdown --stop-all`.
+            libc::SIGTERM | libc::SIGINT if sys::getpid() == 1 => {
+                if self.stop_all {
+                    return;
+                }
+                self.log.info(format_args!(
+                    "got SIG{} as PID 1: stopping every service, then exiting",
+                    sys::signal_name(signal)
+                ));
+                let all: Vec<usize> = (0..self.slots.len()).rev().collect();
+                self.shutdown_all(&all, now);
+            }
             libc::SIGTERM | libc::SIGINT => {
                 self.log.info(format_args!("got SIG{}: exiting, services keep running", sys::signal_name(signal)));
                 self.exit = true;

@@ -56,13 +56,21 @@ impl Daemon {
             }
             Request::Shutdown { stop_all: true } => {
                 self.log.info("shutdown --stop-all requested: stopping every service, then exiting");
-                self.stop_all = true;
                 let all: Vec<usize> = (0..self.slots.len()).rev().collect();
-                self.stop_ordered(&all, now);
-                self.exit = true;
+                self.shutdown_all(&all, now);
                 Outcome::Wait(Wait::ShutdownAll)
             }
         }
+    }
+
+    /// `shutdown --stop-all`: stops every instance (dependents first, each
+    /// with its stop_signal and stop_timeout), then the daemon exits once
+    /// they are down, or at the latest when a client would stop waiting.
+    pub(super) fn shutdown_all(&mut self, all: &[usize], now: Instant) {
+        self.stop_all = true;
+        self.stop_all_until = Some(now + self.wait_timeout());
+        self.stop_ordered(all, now);
+        self.exit = true;
     }
 
     /// Stops (and with `then_start`, restarts) instances; the wait that
@@ -217,6 +225,12 @@ impl Daemon {
             list(&updated),
         ));
         self.config.services = new.services;
+        // A log directory named by the new config is made before the logs open.
+        for path in service_log_dirs(&self.config) {
+            if let Err((dir, e)) = make_parent(&path) {
+                self.log.warning(format_args!("log_file {}: mkdir {}", path.display(), msg::path_error(&dir, &e)));
+            }
+        }
         self.update_outputs();
         self.open_notify();
         self.generation += 1;

@@ -319,3 +319,18 @@ mod no_unwinder {
         __aeabi_unwind_cpp_pr2
     );
 }
+
+/// Whether the filesystem that holds `path` is mounted read-only (for
+/// `check`: a file there can never be written).
+pub fn read_only(path: &std::path::Path) -> io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `path` is a NUL-terminated string that outlives the call, and
+    // `stat` is writable memory of the type statvfs fills.
+    cerr(unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) })?;
+    // SAFETY: statvfs succeeded, so it filled `stat` (which was zeroed anyway).
+    let stat = unsafe { stat.assume_init() };
+    Ok(stat.f_flag & libc::ST_RDONLY != 0)
+}

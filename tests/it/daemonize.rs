@@ -123,9 +123,10 @@ fn daemonize_with_a_bad_config_exits_1_with_its_location() {
 fn daemonize_with_an_unusable_pid_file_exits_1_naming_it() {
     daemonize_fails(
         "dz-pidfile",
-        "[daemon]\npid_file = \"/nonexistent-dir/x.pid\"\nlog_file = \"bg.log\"\n\n\
+        // A missing directory would be made; one through a device cannot.
+        "[daemon]\npid_file = \"/dev/null/x.pid\"\nlog_file = \"bg.log\"\n\n\
          [[processes]]\nname = \"svc\"\ncommand = \"sleep\"\nargs = [\"1001\"]\n",
-        "/nonexistent-dir/x.pid",
+        "/dev/null/x.pid",
     );
 }
 
