@@ -415,14 +415,18 @@ impl Daemon {
                 let lines = request.param("lines").and_then(|n| n.parse::<usize>().ok()).unwrap_or(100).min(5000);
                 reply(conn, self.logs_json(name, lines, keep))
             }
-            ("POST", ["processes", name, verb @ ("start" | "stop" | "restart")]) => {
+            ("POST", ["processes", name, verb @ ("start" | "stop" | "restart" | "signal")]) => {
                 let name = name.to_string();
                 let request = match *verb {
                     "start" => Request::Start { name },
                     "stop" => Request::Stop { target: Target::Name(name) },
+                    "signal" => match signal_body(&request.body) {
+                        Ok(signal) => Request::Signal { name, signal },
+                        Err(message) => return reply(conn, error(400, &message, keep)),
+                    },
                     _ => Request::Restart { name },
                 };
-                match self.handle(request, now) {
+                match self.handle(request, Asker::Web, now) {
                     Outcome::Reply(Ok(lines)) => {
                         reply(conn, json(200, Done { ok: true, lines }.serialize_json(), keep))
                     }
@@ -481,6 +485,22 @@ impl Daemon {
         }
         web.sent = self.generation;
     }
+}
+
+/// The signal of `POST /api/processes/NAME/signal`, whose body is
+/// `{"signal":"HUP"}` (a name as on the command line, or a number). That one
+/// shape is read here, as plainly as it is written; anything else is refused.
+fn signal_body(body: &[u8]) -> Result<i32, String> {
+    let shape = || "expected a body {\"signal\":\"HUP\"}".to_string();
+    let text = std::str::from_utf8(body).map_err(|_| shape())?;
+    let inner = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or_else(shape)?;
+    let (key, value) = inner.split_once(':').ok_or_else(shape)?;
+    if key.trim() != "\"signal\"" {
+        return Err(shape());
+    }
+    let value = value.trim();
+    let word = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+    crate::control::signal(word)
 }
 
 /// An embedded file of the page, gzip-encoded, with ETag revalidation.

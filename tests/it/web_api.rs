@@ -548,3 +548,35 @@ fn logs_are_not_read_through_a_link() {
     assert!(error.contains("svc.log: is a symbolic link"), "{response:?}");
     assert!(!response.body.contains("secret\\n"), "{response:?}");
 }
+
+#[test]
+fn signal_sends_the_named_signal_and_logs_web_as_the_asker() {
+    let dir = TestDir::new("web-signal");
+    let script = "trap 'echo HUP >> got' HUP; while :; do sleep 0.1 & wait $!; done";
+    let (daemon, port) = start(&dir, &sh_service("svc", script, ""), &format!("token = \"{TOKEN}\""));
+    let pid = daemon.wait_running("svc", None);
+
+    let sent = post(port, "/api/processes/svc/signal", &[BEARER], "{\"signal\":\"HUP\"}");
+    assert_eq!(sent.status, 200, "{sent:?}");
+    let done: Done = sent.json();
+    assert!(done.ok && done.lines == [format!("svc: sent SIGHUP to pid {pid}")], "{sent:?}");
+    wait_until(secs(5), "svc got HUP", || dir.read("got") == "HUP\n");
+    let by_number = post(port, "/api/processes/svc/signal", &[BEARER], " { \"signal\" : 1 } ");
+    assert_eq!(by_number.status, 200, "{by_number:?}");
+    wait_until(secs(5), "svc got HUP again", || dir.read("got") == "HUP\nHUP\n");
+    assert!(daemon.log().contains("signal svc HUP (asked by web)"), "{}", daemon.log());
+
+    for body in ["{\"signal\":\"NOPE\"}", "", "{\"sig\":\"HUP\"}", "HUP"] {
+        let bad = post(port, "/api/processes/svc/signal", &[BEARER], body);
+        assert_eq!(bad.status, 400, "{body:?}: {bad:?}");
+    }
+    assert!(post(port, "/api/processes/svc/signal", &[BEARER], "{\"signal\":\"NOPE\"}").body.contains("NOPE"));
+    let unknown = post(port, "/api/processes/nope/signal", &[BEARER], "{\"signal\":\"HUP\"}");
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert_eq!(post(port, "/api/processes/svc/stop", &[BEARER], "").status, 200);
+    assert!(daemon.log().contains("stop svc (asked by web)"), "{}", daemon.log());
+    let stopped = post(port, "/api/processes/svc/signal", &[BEARER], "{\"signal\":\"HUP\"}");
+    assert_eq!(stopped.status, 409, "{stopped:?}");
+    assert_eq!(stopped.json::<Failure>().error, "svc: not running");
+    assert_eq!(get(port, "/api/processes/svc/signal", &[BEARER]).status, 405);
+}
