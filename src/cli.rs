@@ -35,21 +35,26 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
 const HELP: &str = "\
 mi7soft-daemon: keeps services running; they outlive the daemon itself
 
-usage:
-  mi7soft-daemon [-c FILE] [-d] start            run the supervisor (in the background with -d)
-  mi7soft-daemon [-c FILE] start-process NAME    start a service (or one more instance)
-  mi7soft-daemon [-c FILE] stop NAME|--all       stop a service, or every service
-  mi7soft-daemon [-c FILE] restart NAME          restart a service
-  mi7soft-daemon [-c FILE] status [NAME] [--json]
-  mi7soft-daemon [-c FILE] reload                re-read the config (same as SIGHUP)
-  mi7soft-daemon [-c FILE] shutdown [--stop-all] exit the daemon (services keep running
-                                                 unless --stop-all)
-  mi7soft-daemon [-c FILE] logs NAME [-n N] [-f] show (and follow) a service's captured output
-  mi7soft-daemon [-c FILE] check                 validate the config and exit
+usage: mi7soft-daemon [-c FILE] COMMAND
+
+commands:
+  start [-d]             run the supervisor (in the background with -d)
+  start-process NAME     start a service (or one more instance)
+  stop NAME|--all        stop a service, or every service
+  restart NAME           restart a service
+  signal NAME SIGNAL     send SIGNAL (HUP, USR1, 10, ...) to its main process
+  status [NAME] [--json] the table; with NAME its whole record and output
+  reload                 re-read the config (same as SIGHUP)
+  shutdown [--stop-all]  exit the daemon; services keep running unless
+                         --stop-all
+  logs NAME [-n N] [-f]  show (and follow) a service's captured output
+  check                  validate the config and exit
 
 options:
-  -c, --config FILE   config file (default: ./daemon.toml, created if missing on start)
-  -d, --daemonize     with start: detach, log to log_file; exit 0 once the daemon runs
+  -c, --config FILE   config file (default: ./daemon.toml, created if missing
+                      on start)
+  -d, --daemonize     with start: detach, log to log_file; exit 0 once the
+                      daemon runs
   -h, --help          print this help
   -V, --version       print the version
 
@@ -180,6 +185,14 @@ impl Raw {
                 (false, _) => send(Request::Stop { target: Target::Name(one_name(rest)?) }),
             },
             "restart" => send(Request::Restart { name: one_name(rest)? }),
+            "signal" => match rest {
+                [name, signal] => {
+                    let signal = control::signal(signal).map_err(|e| format!("signal: {e}"))?;
+                    send(Request::Signal { name: name.to_string(), signal })
+                }
+                [_, _, extra, ..] => Err(format!("signal: unexpected argument {extra:?}")),
+                _ => Err("signal needs a process NAME and a SIGNAL".into()),
+            },
             "status" => match rest {
                 [] => send(Request::Status { name: None }),
                 _ => send(Request::Status { name: Some(one_name(rest)?) }),
@@ -222,7 +235,11 @@ pub fn main() -> i32 {
                     let file = config.path.display().to_string();
                     return fail(config::ConfigError { file, problems }.to_string());
                 }
-                println!("{}: ok, {} processes", config.path.display(), config.services.len());
+                println!(
+                    "{}: ok, {}",
+                    config.path.display(),
+                    msg::count(config.services.len(), "process", "processes")
+                );
                 EXIT_OK
             }
             Err(e) => fail(e),
@@ -280,13 +297,7 @@ fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
             ));
         }
     };
-    // The daemon writes the logs: as root, or as whoever runs it, who also
-    // owns the directory it was given. A file of anyone else (the service's
-    // user, say) is not the daemon's and is not read, nor is any link.
-    let mut owners = vec![0, sys::geteuid()];
-    owners.extend(
-        path.parent().and_then(|dir| std::fs::metadata(dir).ok()).map(|m| std::os::unix::fs::MetadataExt::uid(&m)),
-    );
+    let owners = log_owners(&path);
     let mut out = std::io::stdout().lock();
     match crate::capture::tail(&path, keep, n, &owners) {
         Ok(lines) => {
@@ -421,6 +432,10 @@ fn send(settings: &DaemonSettings, request: &Request, json: bool, timeout: Durat
         for line in &reply.lines {
             eprintln!("{line}");
         }
+        if control::is_not_running(&message) {
+            msg::error(message);
+            return EXIT_NOT_RUNNING;
+        }
         return fail(message);
     }
     let Request::Status { name } = request else {
@@ -440,8 +455,11 @@ fn send(settings: &DaemonSettings, request: &Request, json: bool, timeout: Durat
     };
     if json {
         println!("{document}");
+    } else if name.is_some() {
+        print_records(&parsed.processes);
     } else {
-        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let term = std::env::var_os("TERM");
+        let colour = colour(std::io::stdout().is_terminal(), term.as_deref(), std::env::var_os("NO_COLOR").is_some());
         print!("{}", status::table(&parsed.processes, 80, colour));
     }
     // `status NAME` answers "is it running" for init scripts.
@@ -449,6 +467,57 @@ fn send(settings: &DaemonSettings, request: &Request, json: bool, timeout: Durat
         return EXIT_NOT_RUNNING;
     }
     EXIT_OK
+}
+
+/// Whether the table is coloured: only on a terminal that has colours
+/// (TERM set and not `dumb`, as ls and git decide), never with NO_COLOR.
+fn colour(terminal: bool, term: Option<&std::ffi::OsStr>, no_color: bool) -> bool {
+    terminal && !no_color && term.is_some_and(|t| !t.is_empty() && t != "dumb")
+}
+
+/// How many lines of captured output `status NAME` shows, as `systemctl
+/// status` does.
+const STATUS_TAIL: usize = 10;
+
+/// `status NAME`: each instance's record, then the last lines of the
+/// service's captured output.
+fn print_records(processes: &[status::ProcessInfo]) {
+    let labels = status::labels(processes);
+    let mut logs: Vec<&str> = Vec::new();
+    for (n, (p, label)) in processes.iter().zip(&labels).enumerate() {
+        if n > 0 {
+            println!();
+        }
+        print!("{}", status::record(p, label));
+        if let Some(log) = p.log_file.as_deref().filter(|log| !logs.contains(log)) {
+            logs.push(log);
+        }
+    }
+    for log in logs {
+        let path = Path::new(log);
+        // One rotated file back is enough for a few lines.
+        match crate::capture::tail(path, 1, STATUS_TAIL, &log_owners(path)) {
+            Ok(lines) => {
+                println!("\nlast lines of {log}:");
+                for line in lines {
+                    println!("{line}");
+                }
+            }
+            Err(e) => msg::warning(msg::path_error(path, &e)),
+        }
+    }
+}
+
+/// Whose log files a client reads: the daemon writes them as root, or as
+/// whoever runs it, who also owns the directory it was given. A file of
+/// anyone else (the service's user, say) is not the daemon's and is not
+/// read, nor is any link.
+fn log_owners(path: &Path) -> Vec<u32> {
+    let mut owners = vec![0, sys::geteuid()];
+    owners.extend(
+        path.parent().and_then(|dir| std::fs::metadata(dir).ok()).map(|m| std::os::unix::fs::MetadataExt::uid(&m)),
+    );
+    owners
 }
 
 /// `status` without a daemon: what the state file last recorded, and
@@ -475,6 +544,8 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
                 restarts: r.restarts,
                 next_start_secs: None,
                 status_text: r.status,
+                command: None,
+                log_file: None,
                 last_exit,
             }
         })
@@ -511,6 +582,30 @@ mod tests {
             Command::Send { request: Request::Shutdown { stop_all: true }, json: false }
         );
         assert_eq!(args("--config=/y status").unwrap().0, Some("/y".into()));
+        for (line, signal) in
+            [("signal web:1 HUP", libc::SIGHUP), ("signal web SIGUSR1", libc::SIGUSR1), ("signal web 12", 12)]
+        {
+            let name = line.split(' ').nth(1).unwrap().to_string();
+            assert_eq!(args(line).unwrap().1, Command::Send { request: Request::Signal { name, signal }, json: false });
+        }
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_that_has_it() {
+        let term = |t: &str| Some(std::ffi::OsString::from(t));
+        assert!(colour(true, term("xterm").as_deref(), false));
+        assert!(!colour(true, term("dumb").as_deref(), false));
+        assert!(!colour(true, term("").as_deref(), false));
+        assert!(!colour(true, None, false));
+        assert!(!colour(true, term("xterm").as_deref(), true));
+        assert!(!colour(false, term("xterm").as_deref(), false));
+    }
+
+    #[test]
+    fn help_fits_80_columns() {
+        for line in HELP.lines() {
+            assert!(line.chars().count() <= 80, "{line:?} is {} columns", line.chars().count());
+        }
     }
 
     #[test]
@@ -522,5 +617,11 @@ mod tests {
         assert_eq!(args("status --all").unwrap_err(), "--all only goes with stop");
         assert_eq!(args("start --bogus").unwrap_err(), "invalid option '--bogus'");
         assert_eq!(args("reload now").unwrap_err(), "reload: unexpected argument \"now\"");
+        assert_eq!(
+            args("signal web HUPP").unwrap_err(),
+            "signal: unknown signal \"HUPP\" (give a name such as HUP or USR1, or a number from 1 to 64)"
+        );
+        assert_eq!(args("signal web").unwrap_err(), "signal needs a process NAME and a SIGNAL");
+        assert_eq!(args("signal web HUP x").unwrap_err(), "signal: unexpected argument \"x\"");
     }
 }

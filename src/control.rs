@@ -43,6 +43,11 @@ pub enum Request {
     Shutdown {
         stop_all: bool,
     },
+    /// Send a signal to the main process of each instance (`sv hup`).
+    Signal {
+        name: String,
+        signal: i32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +69,7 @@ impl Request {
             Request::Reload => "reload".into(),
             Request::Shutdown { stop_all: false } => "shutdown".into(),
             Request::Shutdown { stop_all: true } => "shutdown --stop-all".into(),
+            Request::Signal { name, signal } => format!("signal {name} {}", crate::sys::signal_name(*signal)),
         }
     }
 
@@ -89,11 +95,36 @@ impl Request {
             ["reload"] => Request::Reload,
             ["shutdown"] => Request::Shutdown { stop_all: false },
             ["shutdown", "--stop-all"] => Request::Shutdown { stop_all: true },
+            ["signal", n, s] => Request::Signal { name: name(n)?, signal: signal(s)? },
             [] => return Err("empty request".into()),
             [command, ..] => return Err(format!("unknown request {:?}", crate::msg::truncate(command, 40))),
         })
     }
 }
+
+/// The number of a signal given as `HUP`, `SIGHUP` or `1`; the error names
+/// the argument and is a usage error on the command line.
+pub fn signal(word: &str) -> Result<i32, String> {
+    crate::sys::signal_number(word).ok_or_else(|| {
+        format!(
+            "unknown signal {:?} (give a name such as HUP or USR1, or a number from 1 to 64)",
+            crate::msg::truncate(word, 40)
+        )
+    })
+}
+
+/// The `err` message of a request that needs a running process and found
+/// none; the client exits 3 (not running) on it, as `status NAME` does.
+pub fn not_running(name: &str) -> String {
+    format!("{name}: {NOT_RUNNING}")
+}
+
+/// Whether an `err` message is [`not_running`]'s.
+pub fn is_not_running(message: &str) -> bool {
+    message.ends_with(NOT_RUNNING)
+}
+
+const NOT_RUNNING: &str = "not running";
 
 /// The daemon's answer as the client sees it.
 #[derive(Debug)]
@@ -166,6 +197,8 @@ mod tests {
             Request::Reload,
             Request::Shutdown { stop_all: false },
             Request::Shutdown { stop_all: true },
+            Request::Signal { name: "web:1".into(), signal: libc::SIGHUP },
+            Request::Signal { name: "web".into(), signal: 40 },
         ];
         for request in requests {
             assert_eq!(Request::parse(&request.to_line()), Ok(request));
@@ -179,5 +212,14 @@ mod tests {
         assert_eq!(Request::parse("stop a/b"), Err("invalid process name \"a/b\"".into()));
         assert_eq!(Request::parse("stop web:x"), Err("invalid process name \"web:x\"".into()));
         assert!(Request::parse("stop a b").is_err());
+        assert_eq!(
+            Request::parse("signal web SIGUSR1"),
+            Ok(Request::Signal { name: "web".into(), signal: libc::SIGUSR1 })
+        );
+        assert_eq!(
+            Request::parse("signal web BOGUS"),
+            Err("unknown signal \"BOGUS\" (give a name such as HUP or USR1, or a number from 1 to 64)".into())
+        );
+        assert!(Request::parse("signal web").is_err());
     }
 }

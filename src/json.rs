@@ -73,6 +73,10 @@ impl<'a> Flat<'a> {
     pub fn string(&self, key: &str) -> Result<String, String> {
         Object(&self.fields).string(key)
     }
+
+    pub fn number<T: FromStr>(&self, key: &str) -> Result<T, String> {
+        Object(&self.fields).number(key)
+    }
 }
 
 /// The fields of a JSON object, read by name; the last of a repeated key

@@ -132,6 +132,11 @@ pub fn tenths(duration: Duration) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
+/// A count and the noun that agrees with it: "1 process", "2 processes".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// At most the first `max` characters of `s`, for quoting untrusted text.
 pub fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
@@ -169,6 +174,13 @@ mod tests {
         assert_eq!(tenths(Duration::from_millis(2449)), "2.4");
         assert_eq!(tenths(Duration::from_millis(2450)), "2.5");
         assert_eq!(tenths(Duration::from_millis(9960)), "10.0");
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1, "process", "processes"), "1 process");
+        assert_eq!(count(0, "process", "processes"), "0 processes");
+        assert_eq!(count(2, "service", "services"), "2 services");
     }
 
     #[test]

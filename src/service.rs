@@ -172,9 +172,9 @@ pub struct Service {
     pub deadline: Option<Instant>,
     /// Shared with the definition it came from.
     pub policy: Rc<Policy>,
-    /// Spawns after the first one.
+    /// Automatic restarts (by the restart policy); a user's start or
+    /// restart is not one, so the count says how often it failed on its own.
     pub n_restarts: u32,
-    n_spawns: u32,
     /// Quick failures in a row (died before min_uptime or failed to spawn),
     /// the exponent of the backoff.
     n_quick_failures: u32,
@@ -202,7 +202,6 @@ impl Service {
             deadline: None,
             policy,
             n_restarts: 0,
-            n_spawns: 0,
             n_quick_failures: 0,
             recent_starts: VecDeque::new(),
             last_exit: None,
@@ -219,8 +218,6 @@ impl Service {
     pub fn resumed(name: &str, instance: u32, policy: Rc<Policy>, state: State) -> Service {
         let mut service = Service::new(name, instance, policy);
         service.state = state;
-        // A start from here is a restart, unless it never ran.
-        service.n_spawns = u32::from(!matches!(state, State::Stopped | State::Waiting));
         service.run_was_ready = !matches!(state, State::Running { ready: false, .. });
         service
     }
@@ -553,6 +550,7 @@ impl Service {
             self.deadline = None;
             return vec![];
         }
+        self.n_restarts += 1;
         self.spawn(now)
     }
 
@@ -563,10 +561,6 @@ impl Service {
         // even when a user's stop or restart overtook it while draining.
         self.failure = None;
         self.run_was_ready = false;
-        if self.n_spawns > 0 {
-            self.n_restarts += 1;
-        }
-        self.n_spawns += 1;
         self.recent_starts.push_back(now);
         if self.recent_starts.len() > self.policy.start_limit_burst as usize + 1 {
             self.recent_starts.pop_front();
@@ -615,6 +609,28 @@ mod tests {
         assert_eq!(s.step(exited(ExitStatus::Signal(9)), t1), vec![Action::Spawn]);
         assert_eq!(s.last_exit.as_deref(), Some("signal 9 (KILL)"));
         s.step(Event::Spawned(43), t1);
+        assert_eq!(s.n_restarts, 1);
+    }
+
+    #[test]
+    fn a_users_restart_or_start_is_not_counted_as_a_restart() {
+        let t0 = Instant::now();
+        let mut s = running(t0);
+        let t1 = t0 + SECOND;
+        // `restart`: stop, then start while stopping; the exit spawns again.
+        s.step(Event::Stop, t1);
+        assert_eq!(s.step(Event::Start { deps_ready: true }, t1), vec![]);
+        assert_eq!(s.step(exited(ExitStatus::Signal(libc::SIGTERM)), t1), vec![Action::Spawn]);
+        s.step(Event::Spawned(43), t1);
+        // `stop`, then `start-process`.
+        s.step(Event::Stop, t1);
+        s.step(exited(ExitStatus::Signal(libc::SIGTERM)), t1);
+        assert_eq!(s.step(Event::Start { deps_ready: true }, t1), vec![Action::Spawn]);
+        s.step(Event::Spawned(44), t1);
+        assert_eq!(s.n_restarts, 0);
+        // Only the restart policy's own starts count.
+        let t2 = t1 + 2 * SECOND;
+        assert_eq!(s.step(exited(ExitStatus::Code(1)), t2), vec![Action::Spawn]);
         assert_eq!(s.n_restarts, 1);
     }
 

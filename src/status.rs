@@ -45,6 +45,11 @@ pub struct ProcessInfo {
     pub next_start_secs: Option<u64>,
     /// The last STATUS= the service sent over the notify socket.
     pub status_text: Option<String>,
+    /// The command line it runs (for `status NAME`); `null` from a
+    /// daemon that predates it.
+    pub command: Option<String>,
+    /// The file its output is captured in, if any.
+    pub log_file: Option<String>,
 }
 
 impl ProcessInfo {
@@ -70,7 +75,7 @@ impl Document {
         for (n, p) in self.processes.iter().enumerate() {
             let _ = write!(
                 out,
-                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{}}}"#,
+                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{},"command":{},"log_file":{}}}"#,
                 if n == 0 { "" } else { "," },
                 Quoted(&p.name),
                 p.instance,
@@ -81,6 +86,8 @@ impl Document {
                 Nullable(p.last_exit.as_deref().map(Quoted)),
                 Nullable(p.next_start_secs),
                 Nullable(p.status_text.as_deref().map(Quoted)),
+                Nullable(p.command.as_deref().map(Quoted)),
+                Nullable(p.log_file.as_deref().map(Quoted)),
             );
         }
         out.push_str("]}");
@@ -116,6 +123,8 @@ impl Document {
                 last_exit: p.optional("last_exit", Object::string)?,
                 next_start_secs: p.optional("next_start_secs", Object::number)?,
                 status_text: p.optional("status_text", Object::string)?,
+                command: p.optional("command", Object::string)?,
+                log_file: p.optional("log_file", Object::string)?,
             });
         }
         Ok(Document { daemon, processes })
@@ -159,12 +168,7 @@ impl<T: fmt::Display> fmt::Display for Nullable<T> {
 /// The status table, at most `width` columns wide. `colour` adds ANSI
 /// colours to the state column (only when stdout is a terminal).
 pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
-    // Instances per service, counted by bisecting the sorted names (1,000
-    // rows must stay cheap; no hash map, whose code would be linked for this).
-    let mut names: Vec<&str> = processes.iter().map(|p| p.name.as_str()).collect();
-    names.sort_unstable();
-    let n_instances = |name: &str| names.partition_point(|n| *n <= name) - names.partition_point(|n| *n < name);
-    let labels: Vec<String> = processes.iter().map(|p| p.label(n_instances(&p.name))).collect();
+    let labels = labels(processes);
     let name_w = labels.iter().map(|l| l.len()).max().unwrap_or(0).clamp(4, 24);
     let header =
         format!("{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8}  LAST EXIT", "NAME", "STATE", "PID", "UPTIME", "RESTARTS");
@@ -179,14 +183,13 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
             (None, Some(secs)) => format!("in {}", crate::msg::short_duration(secs)),
             (None, None) => "-".to_string(),
         };
-        // A running service's own STATUS= says more than how it last ended.
-        let last_exit = match (&p.status_text, p.state.as_str()) {
-            (Some(text), "running" | "starting") => text.as_str(),
-            _ => p.last_exit.as_deref().unwrap_or("-"),
-        };
+        let last_exit = p.last_exit.as_deref().unwrap_or("-");
         let state = format!("{:<8}", p.state);
-        let line =
-            format!("{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {last_exit}", fit(label, name_w), p.restarts);
+        let line = format!(
+            "{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {last_exit}",
+            fit_label(label, name_w),
+            p.restarts
+        );
         let line = fit(&line, width);
         if colour {
             let code = match p.state.as_str() {
@@ -202,8 +205,63 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
             out.push_str(&line);
         }
         out.push('\n');
+        // STATUS= on a line of its own, under its row: the LAST EXIT column
+        // keeps how the last run ended, and the text gets the whole width.
+        if let Some(text) = &p.status_text {
+            out.push_str(&fit(&format!("  status: {text}"), width));
+            out.push('\n');
+        }
     }
     out
+}
+
+/// One instance's whole record for `status NAME`, as `key: value` lines,
+/// nothing cut.
+pub fn record(p: &ProcessInfo, label: &str) -> String {
+    let none = || "-".to_string();
+    let uptime = match (p.uptime_secs, p.next_start_secs) {
+        (Some(secs), _) => crate::msg::short_duration(secs),
+        (None, Some(secs)) => format!("- (next start in {})", crate::msg::short_duration(secs)),
+        (None, None) => none(),
+    };
+    let fields = [
+        ("name", label.to_string()),
+        ("state", p.state.clone()),
+        ("pid", p.pid.map_or_else(none, |pid| pid.to_string())),
+        ("uptime", uptime),
+        ("restarts", p.restarts.to_string()),
+        ("last exit", p.last_exit.clone().unwrap_or_else(none)),
+        ("status text", p.status_text.clone().unwrap_or_else(none)),
+        ("command", p.command.clone().unwrap_or_else(none)),
+        ("log file", p.log_file.clone().unwrap_or_else(none)),
+    ];
+    let mut out = String::new();
+    for (key, value) in fields {
+        let _ = writeln!(out, "{key}: {value}");
+    }
+    out
+}
+
+/// The labels of `processes`, as the table shows them: `web`, or `web:1`
+/// for a service with more than one instance listed.
+pub fn labels(processes: &[ProcessInfo]) -> Vec<String> {
+    // Instances per service, counted by bisecting the sorted names (1,000
+    // rows must stay cheap; no hash map, whose code would be linked for this).
+    let mut names: Vec<&str> = processes.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    let n_instances = |name: &str| names.partition_point(|n| *n <= name) - names.partition_point(|n| *n < name);
+    processes.iter().map(|p| p.label(n_instances(&p.name))).collect()
+}
+
+/// A label cut to `width`, keeping its `:N` instance suffix whole:
+/// `a-very-long-na~:1`.
+fn fit_label(label: &str, width: usize) -> String {
+    match label.rsplit_once(':') {
+        Some((base, n)) if label.chars().count() > width && n.len() + 3 <= width => {
+            format!("{}:{n}", fit(base, width - n.len() - 1))
+        }
+        _ => fit(label, width),
+    }
 }
 
 /// Cuts `s` to `width` characters, marking a cut with `~`.
@@ -231,6 +289,8 @@ mod tests {
             last_exit: last_exit.map(str::to_string),
             next_start_secs: (state == "backoff").then_some(3),
             status_text: None,
+            command: None,
+            log_file: None,
         }
     }
 
@@ -243,7 +303,7 @@ mod tests {
         let json = doc.to_json();
         assert_eq!(
             json,
-            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null}]}"#
+            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null,"command":null,"log_file":null}]}"#
         );
         assert_eq!(Document::from_json(&json).unwrap(), doc);
         // Escapes as nanoserde wrote them, which earlier daemons sent.
@@ -303,5 +363,48 @@ mod tests {
         assert!(table.contains("web:0 "), "{table}");
         assert!(table.contains("web:1 "), "{table}");
         assert!(table.lines().next().unwrap().starts_with("NAME"));
+    }
+
+    #[test]
+    fn status_text_has_its_own_line_and_the_last_exit_stays() {
+        let mut p = info("web", 0, "running", Some("exit 1"));
+        p.status_text = Some("serving 42 clients".into());
+        let table = table(&[p, info("db", 0, "stopped", None)], 80, false);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[1].starts_with("web ") && lines[1].ends_with("  exit 1"), "{table}");
+        assert_eq!(lines[2], "  status: serving 42 clients");
+        assert!(lines[3].starts_with("db "), "{table}");
+    }
+
+    #[test]
+    fn a_cut_name_keeps_its_instance() {
+        let name = "a-very-long-service-name-indeed-yes";
+        let rows = [info(name, 0, "running", None), info(name, 12, "running", None)];
+        let table = table(&rows, 80, false);
+        let labels: Vec<&str> = table.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect();
+        assert_eq!(labels, ["a-very-long-service-n~:0", "a-very-long-service-~:12"], "{table}");
+        assert_eq!(fit_label("short:1", 24), "short:1");
+        assert_eq!(fit_label(name, 24), "a-very-long-service-nam~");
+    }
+
+    #[test]
+    fn a_record_is_whole() {
+        let long = "x".repeat(200);
+        let mut p = info("web", 1, "running", Some(&long));
+        p.status_text = Some("ready".into());
+        p.command = Some("/usr/sbin/nginx -g 'daemon off;'".into());
+        p.log_file = Some("/var/log/web.log".into());
+        let record = record(&p, "web:1");
+        assert_eq!(
+            record,
+            format!(
+                "name: web:1\nstate: running\npid: 4194304\nuptime: 4d15h\nrestarts: 12\nlast exit: {long}\n\
+                 status text: ready\ncommand: /usr/sbin/nginx -g 'daemon off;'\nlog file: /var/log/web.log\n"
+            )
+        );
+        let waiting = super::record(&info("db", 0, "backoff", None), "db");
+        assert!(waiting.contains("\nuptime: - (next start in 3s)\n"), "{waiting}");
+        assert!(waiting.contains("\nlog file: -\n"), "{waiting}");
     }
 }

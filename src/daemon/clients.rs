@@ -18,7 +18,7 @@ impl Daemon {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
-                    let access = self.access(&stream);
+                    let (access, uid) = self.access(&stream);
                     let mut client = Client {
                         stream,
                         input: Vec::new(),
@@ -26,6 +26,7 @@ impl Daemon {
                         phase: Phase::Reading,
                         deadline: now + REQUEST_TIMEOUT,
                         access,
+                        asker: Asker::Uid(uid),
                     };
                     if self.clients.len() >= MAX_CLIENTS {
                         client.reply(Err((vec![], "too many connections".into())), now);
@@ -58,18 +59,22 @@ impl Daemon {
     /// What the peer of a new connection may do, by its credentials:
     /// root and the daemon's own user everything; members of
     /// control_group status (and everything with control_group_commands).
-    fn access(&self, stream: &UnixStream) -> Access {
-        let Ok((pid, uid, gid)) = sys::peer_credentials(stream.as_raw_fd()) else { return Access::None(u32::MAX) };
+    /// Also the peer's uid, for the log.
+    fn access(&self, stream: &UnixStream) -> (Access, Option<u32>) {
+        let Ok((pid, uid, gid)) = sys::peer_credentials(stream.as_raw_fd()) else {
+            return (Access::None(u32::MAX), None);
+        };
         if uid == 0 || uid == sys::geteuid() {
-            return Access::Full;
+            return (Access::Full, Some(uid));
         }
         let daemon = &self.config.daemon;
-        match daemon.control_group {
+        let access = match daemon.control_group {
             Some(group) if gid == group || procfs::supplementary_groups(pid).contains(&group) => {
                 if daemon.control_group_commands { Access::Full } else { Access::Status(uid) }
             }
             _ => Access::None(uid),
-        }
+        };
+        (access, Some(uid))
     }
 
     pub(super) fn serve_clients(&mut self, ready: &[bool], now: Instant) {
@@ -94,7 +99,7 @@ impl Daemon {
                             .and_then(|l| Request::parse(l.trim_end_matches('\r')))
                         {
                             Ok(request) => match client.access.allows(&request) {
-                                Ok(()) => self.handle(request, now),
+                                Ok(()) => self.handle(request, client.asker, now),
                                 Err(refusal) => Outcome::Reply(Err((vec![], refusal))),
                             },
                             Err(e) => Outcome::Reply(Err((vec![], e))),

@@ -143,6 +143,38 @@ struct Client {
     phase: Phase,
     deadline: Instant,
     access: Access,
+    asker: Asker,
+}
+
+/// Who asked for a request, named in the log line of every request that
+/// changes something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asker {
+    /// A control-socket peer, by its SO_PEERCRED uid (none if unknown).
+    Uid(Option<u32>),
+    /// The web API.
+    Web,
+    /// A signal to the daemon (SIGHUP: reload).
+    Signal(libc::c_int),
+}
+
+impl std::fmt::Display for Asker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Asker::Uid(Some(uid)) => {
+                // Named from /etc/passwd when it says (as `ls -l` does);
+                // read per request, which only changing requests do.
+                let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+                match crate::users::find_user(&passwd, &uid.to_string()).filter(|u| u.name != uid.to_string()) {
+                    Some(user) => write!(f, "uid {uid}, {}", user.name),
+                    None => write!(f, "uid {uid}"),
+                }
+            }
+            Asker::Uid(None) => f.write_str("an unknown peer"),
+            Asker::Web => f.write_str("web"),
+            Asker::Signal(signal) => write!(f, "SIG{}", sys::signal_name(signal)),
+        }
+    }
 }
 
 /// What a control-socket client may do (from its SO_PEERCRED credentials).
@@ -552,14 +584,8 @@ impl Daemon {
                 self.exit = true;
             }
             libc::SIGHUP => {
-                let (ok, lines) = self.reload(now);
-                for line in lines {
-                    if ok {
-                        self.log.info(line);
-                    } else {
-                        self.log.error(line);
-                    }
-                }
+                // The same request as `reload`; the handler logs what it did.
+                let _ = self.handle(Request::Reload, Asker::Signal(signal), now);
             }
             _ => {} // SIGCHLD: reaping happens on every pass anyway.
         }
@@ -880,6 +906,8 @@ impl Daemon {
         let failed = self.slots[index].service.failure().is_some();
         match self.slots[index].service.failure() {
             Some(reason) => self.log.info(format_args!("{label}: pid {pid} ended: {reason} ({status})")),
+            // An adopted process's end has no status to name.
+            None if status == ExitStatus::Unknown => self.log.info(format_args!("{label}: pid {pid} ended ({status})")),
             None => self.log.info(format_args!("{label}: pid {pid} ended with {status}")),
         }
         self.dispatch(index, Event::Exited { status, group_alive }, now);
@@ -1001,8 +1029,8 @@ fn write_some(stream: &mut impl Write, output: &mut Vec<u8>) -> io::Result<bool>
 /// Why an instance is `fatal`, for the log.
 fn gave_up(service: &Service) -> String {
     format!(
-        "started more than {} times within {}s; giving up (fatal) until start-process or restart",
-        service.policy.start_limit_burst,
+        "started more than {} within {}s; giving up (fatal) until start-process or restart",
+        msg::count(service.policy.start_limit_burst as usize, "time", "times"),
         msg::seconds(service.policy.start_limit_interval)
     )
 }

@@ -251,7 +251,8 @@ impl Daemon {
                 if failures >= retries {
                     self.checks[index].failures = 0;
                     // dispatch logs it, as it logs every failure it acts on.
-                    let why = format!("health check failed {failures} times: {reason}");
+                    let why =
+                        format!("health check failed {}: {reason}", msg::count(failures as usize, "time", "times"));
                     self.dispatch(slot, Event::Unhealthy(why), now);
                 }
             }

@@ -8,8 +8,12 @@ impl Daemon {
     // -- Requests ----------------------------------------------------------
 
     /// Handles a request: either the reply now, or a wait to finish later.
-    pub(super) fn handle(&mut self, request: Request, now: Instant) -> Outcome {
+    /// Every request that changes something is logged with who asked.
+    pub(super) fn handle(&mut self, request: Request, asker: Asker, now: Instant) -> Outcome {
         let refuse = |message: String| (vec![], message);
+        if !matches!(request, Request::Status { .. }) {
+            self.log.info(format_args!("{} (asked by {asker})", request.to_line()));
+        }
         match request {
             Request::Status { name } => {
                 let indices = match &name {
@@ -45,17 +49,29 @@ impl Daemon {
                 Ok(indices) => Outcome::Wait(self.stop_each(&indices, true, now)),
                 Err(e) => Outcome::Reply(Err(refuse(e))),
             },
-            Request::Reload => Outcome::Reply(match self.reload(now) {
-                (true, lines) => Ok(lines),
-                (false, lines) => Err((lines, "reload rejected; the running config is unchanged".into())),
-            }),
+            Request::Reload => {
+                let (ok, lines) = self.reload(now);
+                for line in &lines {
+                    if ok {
+                        self.log.info(line);
+                    } else {
+                        self.log.error(line);
+                    }
+                }
+                Outcome::Reply(if ok {
+                    Ok(lines)
+                } else {
+                    Err((lines, "reload rejected; the running config is unchanged".into()))
+                })
+            }
             Request::Shutdown { stop_all: false } => {
-                self.log.info("shutdown requested: exiting, services keep running");
+                self.log.info("exiting; services keep running");
                 self.exit = true;
                 Outcome::Reply(Ok(vec!["daemon exiting; services left running".into()]))
             }
+            Request::Signal { name, signal } => Outcome::Reply(self.signal(&name, signal)),
             Request::Shutdown { stop_all: true } => {
-                self.log.info("shutdown --stop-all requested: stopping every service, then exiting");
+                self.log.info("stopping every service, then exiting");
                 let all: Vec<usize> = (0..self.slots.len()).rev().collect();
                 self.shutdown_all(&all, now);
                 Outcome::Wait(Wait::ShutdownAll)
@@ -71,6 +87,40 @@ impl Daemon {
         self.stop_all_until = Some(now + self.wait_timeout());
         self.stop_ordered(all, now);
         self.exit = true;
+    }
+
+    /// `signal NAME SIGNAL`: the signal to the main process of each named
+    /// instance that has one (as `sv hup` does, not to the whole group: the
+    /// main process decides what its workers hear). Not running at all is
+    /// [`control::not_running`], which the client turns into exit 3.
+    fn signal(&mut self, name: &str, signal: libc::c_int) -> Answer {
+        let indices = self.select(name).map_err(|e| (vec![], e))?;
+        let (mut lines, mut failed, mut sent) = (Vec::new(), None, false);
+        for index in indices {
+            let service = &self.slots[index].service;
+            let Some(pid) = service.state.main_pid() else {
+                lines.push(format!("{}: not running", label(service)));
+                continue;
+            };
+            let line = match sys::kill(pid, signal) {
+                Ok(()) => {
+                    sent = true;
+                    format!("{}: sent SIG{} to pid {pid}", label(service), sys::signal_name(signal))
+                }
+                Err(e) => {
+                    let line = format!("{}: signalling pid {pid}: {}", label(service), msg::io_error(&e));
+                    failed.get_or_insert(line.clone());
+                    line
+                }
+            };
+            self.log.info(&line);
+            lines.push(line);
+        }
+        match failed {
+            Some(message) => Err((lines, message)),
+            None if !sent => Err((vec![], crate::control::not_running(name))),
+            None => Ok(lines),
+        }
     }
 
     /// Stops (and with `then_start`, restarts) instances; the wait that
@@ -276,6 +326,11 @@ impl Daemon {
                         restarts: s.n_restarts,
                         last_exit: s.last_exit.clone(),
                         status_text: self.slots[i].status_text.clone(),
+                        command: Some(command_line(&self.slots[i].def)),
+                        log_file: match &self.slots[i].def.capture {
+                            Some(crate::capture::Sink::File { path, .. }) => Some(path.display().to_string()),
+                            Some(crate::capture::Sink::Syslog | crate::capture::Sink::Log) | None => None,
+                        },
                         next_start_secs: s.next_start().map(|at| {
                             let left = at.saturating_duration_since(now);
                             left.as_secs() + u64::from(left.subsec_nanos() > 0)
@@ -347,8 +402,21 @@ impl Daemon {
                 if self.slots.iter().any(|s| s.service.state.is_up()) {
                     return None;
                 }
-                Some(Ok(vec![format!("stopped {} services; daemon exiting", self.slots.len())]))
+                Some(Ok(vec![format!(
+                    "stopped {}; daemon exiting",
+                    msg::count(self.slots.len(), "service", "services")
+                )]))
             }
         }
     }
+}
+
+/// A service's command and args as one line a shell would read back: a
+/// word with anything but plain characters is single-quoted.
+fn command_line(def: &config::ServiceDef) -> String {
+    let plain = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    let words = std::iter::once(&def.command).chain(&def.args);
+    let quoted: Vec<String> =
+        words.map(|w| if plain(w) { w.clone() } else { format!("'{}'", w.replace('\'', "'\\''")) }).collect();
+    quoted.join(" ")
 }

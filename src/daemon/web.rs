@@ -434,17 +434,20 @@ impl Daemon {
                 let lines = request.param("lines").and_then(|n| n.parse::<usize>().ok()).unwrap_or(100).min(5000);
                 reply(conn, self.logs_json(name, lines, keep))
             }
-            ("POST", ["processes", name, verb @ ("start" | "stop" | "restart")]) => {
-                if let Err(problem) = no_fields(&request) {
-                    return reply(conn, bad_body(&problem, keep));
-                }
+            ("POST", ["processes", name, verb @ ("start" | "stop" | "restart" | "signal")]) => {
                 let name = name.to_string();
+                let body = if *verb == "signal" { signal_body(&request) } else { no_fields(&request).map(|()| 0) };
+                let signal = match body {
+                    Ok(signal) => signal,
+                    Err(problem) => return reply(conn, bad_body(&problem, keep)),
+                };
                 let request = match *verb {
                     "start" => Request::Start { name },
                     "stop" => Request::Stop { target: Target::Name(name) },
+                    "signal" => Request::Signal { name, signal },
                     _ => Request::Restart { name },
                 };
-                match self.handle(request, now) {
+                match self.handle(request, Asker::Web, now) {
                     Outcome::Reply(Ok(lines)) => {
                         reply(conn, json(200, Done { ok: true, lines }.serialize_json(), keep))
                     }
@@ -505,6 +508,15 @@ impl Daemon {
         }
         web.sent = self.generation;
     }
+}
+
+/// The signal of `POST /api/processes/NAME/signal`, whose body is
+/// `{"signal":"HUP"}`: a name as on the command line, or a number.
+fn signal_body(request: &http::Request) -> Result<i32, String> {
+    let body = Flat::parse(&request.body)?;
+    body.only(&["signal"])?;
+    let word = body.string("signal").or_else(|_| body.number::<i64>("signal").map(|n| n.to_string()))?;
+    crate::control::signal(&word)
 }
 
 /// An embedded file of the page, gzip-encoded, with ETag revalidation.

@@ -33,7 +33,7 @@ mod socket;
 
 pub use process::{
     Credentials, Detached, ExitStatus, LIMIT_NAMES, Limit, Spawn, SpawnError, SpawnStage, become_subreaper, detach,
-    kill_group, limit_resource, pidfd_open, reap_one,
+    kill, kill_group, limit_resource, pidfd_open, reap_one,
 };
 pub use signal::{SignalPipe, signal_name, signal_number};
 pub use socket::{

@@ -36,7 +36,7 @@ impl std::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(code) => write!(f, "exit {code}"),
             ExitStatus::Signal(signal) => write!(f, "signal {} ({})", signal, signal_name(*signal)),
-            ExitStatus::Unknown => write!(f, "ended (adopted: status unknown)"),
+            ExitStatus::Unknown => write!(f, "adopted: exit status unknown"),
         }
     }
 }
@@ -70,6 +70,12 @@ fn decode_wait_status(status: libc::c_int) -> ExitStatus {
 pub fn kill_group(pgid: Pid, signal: libc::c_int) -> io::Result<()> {
     // SAFETY: kill takes no pointers; a negative pid names a process group.
     cerr(unsafe { libc::kill(-pgid, signal) }).map(drop)
+}
+
+/// Sends `signal` to the one process `pid` (`signal NAME SIGNAL`).
+pub fn kill(pid: Pid, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill takes no pointers; the caller passes a positive pid.
+    cerr(unsafe { libc::kill(pid, signal) }).map(drop)
 }
 
 /// What the child was doing when it failed before exec, sent back to the

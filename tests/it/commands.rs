@@ -253,3 +253,239 @@ fn max_instances_allows_that_many_and_no_more() {
     assert_eq!(labels, ["multi:0", "multi:1"], "{table:?}");
     assert_eq!(dir.count("sleep 1001"), 2, "the refused start must not run a third");
 }
+
+/// The uid this test runs as, as the daemon logs who asked.
+fn my_uid() -> String {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `trap` writes each signal the shell gets to `got.PID`; a short sleep in
+/// the background keeps the shell free to run its traps at once.
+const TRAPS: &str = "trap 'echo HUP >> got.$$' HUP; trap 'echo USR1 >> got.$$' USR1
+    while :; do sleep 0.1 & wait $!; done";
+
+#[test]
+fn signal_reaches_the_main_process_by_name_number_and_instance() {
+    let dir = TestDir::new("cmd-signal");
+    dir.script("traps.sh", TRAPS);
+    dir.config("[[processes]]\nname = \"svc\"\ncommand = \"./traps.sh\"\nmax_instances = 2\n");
+    let daemon = Daemon::start(&dir);
+    let first = daemon.wait_running("svc", None);
+    assert_eq!(daemon.cli(&["start-process", "svc"]).code, 0);
+    let second = daemon.wait_running("svc:1", None);
+    let got = |pid: i32| dir.read(&format!("got.{pid}"));
+
+    let out = daemon.cli(&["signal", "svc", "HUP"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains(&format!("svc: sent SIGHUP to pid {first}")), "{out:?}");
+    assert!(out.stdout.contains(&format!("svc:1: sent SIGHUP to pid {second}")), "{out:?}");
+    wait_until(secs(5), "both instances got HUP", || got(first) == "HUP\n" && got(second) == "HUP\n");
+
+    let out = daemon.cli(&["signal", "svc:1", "SIGUSR1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(secs(5), "svc:1 got USR1", || got(second) == "HUP\nUSR1\n");
+    let out = daemon.cli(&["signal", "svc:0", "1"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(secs(5), "svc:0 got HUP by number", || got(first) == "HUP\nHUP\n");
+    assert_eq!(got(second), "HUP\nUSR1\n", "svc:1 was not named");
+    // Trapped signals do not end the processes.
+    assert_eq!((daemon.process("svc").pid, daemon.process("svc:1").pid), (Some(first), Some(second)));
+    let uid = my_uid();
+    assert!(daemon.log().contains(&format!("signal svc HUP (asked by uid {uid}")), "{}", daemon.log());
+}
+
+#[test]
+fn signal_exits_3_when_not_running_and_2_for_an_unknown_signal() {
+    let dir = TestDir::new("cmd-signal-codes");
+    let daemon = two_services(&dir);
+    daemon.wait_running("svc", None);
+    let out = daemon.cli(&["signal", "idle", "HUP"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stderr, "mi7soft-daemon: error: idle: not running\n", "{out:?}");
+    for bad in ["HUPP", "SIGNOPE", "0", "65"] {
+        let out = daemon.cli(&["signal", "svc", bad]);
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(out.stderr.starts_with("mi7soft-daemon: error: signal: unknown signal "), "{out:?}");
+        assert!(out.stderr.contains(&format!("\"{bad}\"")), "the message should name {bad:?}: {out:?}");
+    }
+    let out = daemon.cli(&["signal", "nosuch", "HUP"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("\"nosuch\""), "{out:?}");
+    assert!(!daemon.log().contains("signal svc"), "a refused signal was sent: {}", daemon.log());
+}
+
+#[test]
+fn every_command_that_changes_something_is_logged_with_who_asked() {
+    let dir = TestDir::new("cmd-who");
+    let mut daemon = two_services(&dir);
+    daemon.wait_running("svc", None);
+    let commands: &[&[&str]] =
+        &[&["stop", "svc"], &["start-process", "svc"], &["restart", "svc"], &["reload"], &["signal", "svc", "CONT"]];
+    for args in commands {
+        assert_eq!(daemon.cli(args).code, 0, "{args:?}");
+    }
+    assert_eq!(daemon.cli(&["shutdown"]).code, 0);
+    assert_eq!(daemon.wait_exit(), 0);
+    let log = daemon.log();
+    let uid = my_uid();
+    // As root, the name from /etc/passwd follows the number.
+    let who = if uid == "0" { "uid 0, root".to_string() } else { format!("uid {uid}") };
+    for line in ["stop svc", "start-process svc", "restart svc", "reload", "signal svc CONT", "shutdown"] {
+        let expected = format!("info: {line} (asked by {who}");
+        assert!(log.lines().any(|l| l.contains(&expected)), "no {expected:?} in\n{log}");
+    }
+    assert!(log.contains("info: reloaded "), "reload's outcome goes to the log too:\n{log}");
+    assert!(!log.contains("status (asked"), "status changes nothing and is not logged:\n{log}");
+}
+
+#[test]
+fn sighup_is_logged_as_the_asker_of_its_reload() {
+    let dir = TestDir::new("cmd-who-hup");
+    let daemon = two_services(&dir);
+    kill(daemon.pid(), "HUP");
+    wait_until(secs(5), "the reload is logged", || daemon.log().contains("info: reload (asked by SIGHUP)"));
+    wait_until(secs(5), "and its outcome", || daemon.log().contains("info: reloaded "));
+}
+
+#[test]
+fn status_name_prints_the_whole_record_and_the_last_output() {
+    let dir = TestDir::new("cmd-record");
+    dir.script("svc.sh", "for i in $(seq 1 15); do echo line $i; done; exec sleep 1000");
+    let long = "a-rather-long-service-name-for-a-status-table";
+    dir.config(&format!(
+        "[[processes]]\nname = \"{long}\"\ncommand = \"./svc.sh\"\nargs = [\"x y\", \"z\"]\n\
+         log_file = \"svc.log\"\nlog_timestamps = false\n"
+    ));
+    let daemon = Daemon::start(&dir);
+    let pid = daemon.wait_running(long, None);
+    wait_until(secs(5), "svc.sh has written its lines", || dir.read("svc.log").contains("line 15\n"));
+    let out = daemon.cli(&["status", long]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let log_file = daemon.process(long).log_file.clone().expect("log_file in the JSON");
+    assert!(log_file.ends_with("svc.log"), "{log_file}");
+    assert_eq!(
+        lines[..9],
+        [
+            format!("name: {long}").as_str(),
+            "state: running",
+            &format!("pid: {pid}"),
+            lines[3],
+            "restarts: 0",
+            "last exit: -",
+            "status text: -",
+            // Relative to the config's directory, as the daemon runs it.
+            &format!("command: {}/./svc.sh 'x y' z", dir.path.display()),
+            &format!("log file: {log_file}"),
+        ],
+        "{out:?}"
+    );
+    assert!(lines[3].starts_with("uptime: ") && lines[3].ends_with('s'), "{out:?}");
+    assert_eq!(lines[9..11], ["", &format!("last lines of {log_file}:")], "{out:?}");
+    let tail: Vec<String> = (6..=15).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines[11..], tail, "{out:?}");
+}
+
+#[test]
+fn restarts_counts_only_automatic_restarts() {
+    let dir = TestDir::new("cmd-restarts");
+    dir.script("svc.sh", "if [ -e die ]; then rm die; exit 1; fi; exec sleep 1000");
+    dir.config("[[processes]]\nname = \"svc\"\ncommand = \"./svc.sh\"\nmin_uptime = 0\n");
+    let daemon = Daemon::start(&dir);
+    let first = daemon.wait_running("svc", None);
+    assert_eq!(daemon.cli(&["restart", "svc"]).code, 0);
+    assert_eq!(daemon.cli(&["stop", "svc"]).code, 0);
+    assert_eq!(daemon.cli(&["start-process", "svc"]).code, 0);
+    let p = daemon.process("svc");
+    assert_ne!(p.pid, Some(first));
+    assert_eq!(p.restarts, 0, "a user's restart or start is no restart: {p:?}");
+    dir.write("die", "");
+    kill(p.pid.unwrap(), "KILL");
+    wait_until(secs(10), "two automatic restarts", || {
+        let p = daemon.process("svc");
+        p.restarts == 2 && p.state == "running"
+    });
+}
+
+#[test]
+fn the_table_has_no_colour_on_a_dumb_terminal() {
+    let dir = TestDir::new("cmd-colour");
+    let daemon = two_services(&dir);
+    daemon.wait_running("svc", None);
+    // `script` gives the command a terminal; TERM then decides.
+    let on_terminal = |term: Option<&str>| {
+        let command = format!("{} -c daemon.toml status", bin().display());
+        let mut script = std::process::Command::new("script");
+        script.args(["-qec", &command, "/dev/null"]).current_dir(&dir.path).stdin(std::process::Stdio::null());
+        match term {
+            Some(term) => script.env("TERM", term),
+            None => script.env_remove("TERM"),
+        };
+        let out = script.output().expect("script(1) from util-linux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(on_terminal(Some("xterm")).contains("\x1b["), "colour on a terminal with colours");
+    for term in [Some("dumb"), None] {
+        let out = on_terminal(term);
+        assert!(out.contains("running") && !out.contains("\x1b["), "TERM={term:?}: {out:?}");
+    }
+}
+
+#[test]
+fn help_fits_80_columns_and_names_signal() {
+    let dir = TestDir::new("cmd-help80");
+    let out = run(&dir.path, &["--help"]);
+    for line in out.stdout.lines() {
+        assert!(line.chars().count() <= 80, "{line:?} is {} columns", line.chars().count());
+    }
+    assert!(out.stdout.contains("signal NAME SIGNAL"), "{out:?}");
+}
+
+#[test]
+fn counts_agree_with_their_noun() {
+    let dir = TestDir::new("cmd-plural");
+    dir.script("svc.sh", "exec sleep 1000");
+    dir.config("[[processes]]\nname = \"svc\"\ncommand = \"./svc.sh\"\n");
+    let out = run(&dir.path, &["-c", "daemon.toml", "check"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.trim_end().ends_with(": ok, 1 process"), "{out:?}");
+    let mut daemon = Daemon::start(&dir);
+    daemon.wait_running("svc", None);
+    let out = daemon.cli(&["shutdown", "--stop-all"]);
+    assert_eq!(out.stdout, "stopped 1 service; daemon exiting\n", "{out:?}");
+    daemon.wait_exit();
+}
+
+#[test]
+fn start_process_that_fails_says_failed_to_start() {
+    let dir = TestDir::new("cmd-startfail");
+    dir.script("svc.sh", "exec sleep 1000");
+    dir.config(
+        "[[processes]]\nname = \"svc\"\ncommand = \"./svc.sh\"\nautostart = false\nready = \"notify\"\nready_timeout = 1\n",
+    );
+    let daemon = Daemon::start(&dir);
+    let out = run_bounded(&dir.path, &["-c", "daemon.toml", "start-process", "svc"], secs(20));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("svc: failed to start: not ready within 1s"), "{out:?}");
+    assert!(!out.stderr.contains("restart"), "{out:?}");
+    drop(daemon);
+}
+
+#[test]
+fn an_adopted_process_that_ends_reads_exit_status_unknown() {
+    let dir = TestDir::new("cmd-adopted-end");
+    dir.script("svc.sh", "exec sleep 1000");
+    dir.config("[[processes]]\nname = \"svc\"\ncommand = \"./svc.sh\"\n");
+    let mut daemon = Daemon::start(&dir);
+    let pid = daemon.wait_running("svc", None);
+    assert_eq!(daemon.cli(&["shutdown"]).code, 0);
+    daemon.wait_exit();
+    let daemon = Daemon::start(&dir);
+    assert_eq!(daemon.wait_running("svc", None), pid, "adopted, same pid");
+    kill(pid, "KILL");
+    let expected = format!("svc: pid {pid} ended (adopted: exit status unknown)");
+    wait_until(secs(10), "the end is logged", || daemon.log().contains(&expected));
+    assert!(!daemon.log().contains("ended with ended"), "{}", daemon.log());
+    wait_until(secs(10), "svc restarted", || daemon.process("svc").pid.is_some_and(|p| p != pid));
+}

@@ -58,11 +58,13 @@ fn start_in_background(dir: &TestDir, name: &str) -> JoinHandle<(Output, Duratio
     })
 }
 
-/// The row of `name` in the status table.
-fn table_row(daemon: &Daemon, name: &str) -> String {
+/// The table's row for `name` and the line that follows it.
+fn table_row_and_status(daemon: &Daemon, name: &str) -> (String, String) {
     let out = daemon.cli(&["status"]);
     assert_eq!(out.code, 0, "{out:?}");
-    out.stdout.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default().to_string()
+    let mut lines = out.stdout.lines().skip_while(|l| !l.starts_with(&format!("{name} ")));
+    let row = lines.next().unwrap_or_default().to_string();
+    (row, lines.next().unwrap_or_default().to_string())
 }
 
 /// The value of `key` in the environment `pid` was exec'ed with.
@@ -223,15 +225,16 @@ fn status_shows_in_the_json_and_the_table() {
         let p = daemon.process("svc");
         p.state == "running" && p.status_text.as_deref() == Some("warming up")
     });
-    let row = table_row(&daemon, "svc");
-    assert!(row.ends_with("  warming up"), "the table's last column should be the STATUS= text: {row:?}");
+    let (row, status) = table_row_and_status(&daemon, "svc");
+    assert!(row.ends_with("  -"), "the STATUS= text does not hide the last exit: {row:?}");
+    assert_eq!(status, "  status: warming up", "the STATUS= text has a line of its own under its row");
 
     dir.write("go", "");
     wait_until(secs(5), "svc's status text changes", || {
         daemon.process("svc").status_text.as_deref() == Some("serving 42 clients")
     });
-    let row = table_row(&daemon, "svc");
-    assert!(row.ends_with("  serving 42 clients"), "{row:?}");
+    let (_, status) = table_row_and_status(&daemon, "svc");
+    assert_eq!(status, "  status: serving 42 clients");
 }
 
 #[test]

@@ -251,6 +251,10 @@ pub struct ProcessInfo {
     pub next_start_secs: Option<u64>,
     /// The last STATUS= the service sent over the notify socket.
     pub status_text: Option<String>,
+    /// The command line it runs.
+    pub command: Option<String>,
+    /// The file its output is captured in.
+    pub log_file: Option<String>,
 }
 
 /// Runs the binary with `args` in `dir` like [`run`], for a command that must

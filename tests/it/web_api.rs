@@ -552,10 +552,16 @@ fn logs_are_not_read_through_a_link() {
 /// A valid login body, whose every prefix is sent as a cut-off body.
 const LOGIN_BODY: &str = "{\"token\":\"s3cret-token-for-tests\"}";
 
-/// Every POST route; each reads its body (login the field `token`, the
-/// others none).
-const POST_ROUTES: [&str; 5] =
-    ["/api/login", "/api/logout", "/api/processes/svc/start", "/api/processes/svc/stop", "/api/processes/svc/restart"];
+/// Every POST route; each reads its body (login the field `token`, signal
+/// the field `signal`, the others none).
+const POST_ROUTES: [&str; 6] = [
+    "/api/login",
+    "/api/logout",
+    "/api/processes/svc/start",
+    "/api/processes/svc/stop",
+    "/api/processes/svc/restart",
+    "/api/processes/svc/signal",
+];
 
 /// Bodies no route takes, named for the messages: every non-empty prefix of
 /// a login body (`{"x":` made nanoserde panic, which aborted the daemon),
@@ -793,4 +799,36 @@ fn post_routes_take_an_empty_body_or_their_fields_only() {
     let extra = post(port, "/api/processes/svc/stop", &[BEARER], "{\"now\":true}");
     assert_eq!(extra.status, 400, "{extra:?}");
     assert_eq!(extra.json::<Failure>().error, "request body: unknown key \"now\" (this endpoint takes no fields)");
+}
+
+#[test]
+fn signal_sends_the_named_signal_and_logs_web_as_the_asker() {
+    let dir = TestDir::new("web-signal");
+    let script = "trap 'echo HUP >> got' HUP; while :; do sleep 0.1 & wait $!; done";
+    let (daemon, port) = start(&dir, &sh_service("svc", script, ""), &format!("token = \"{TOKEN}\""));
+    let pid = daemon.wait_running("svc", None);
+
+    let sent = post(port, "/api/processes/svc/signal", &[BEARER], "{\"signal\":\"HUP\"}");
+    assert_eq!(sent.status, 200, "{sent:?}");
+    let done: Done = sent.json();
+    assert!(done.ok && done.lines == [format!("svc: sent SIGHUP to pid {pid}")], "{sent:?}");
+    wait_until(secs(5), "svc got HUP", || dir.read("got") == "HUP\n");
+    let by_number = post(port, "/api/processes/svc/signal", &[BEARER], " { \"signal\" : 1 } ");
+    assert_eq!(by_number.status, 200, "{by_number:?}");
+    wait_until(secs(5), "svc got HUP again", || dir.read("got") == "HUP\nHUP\n");
+    assert!(daemon.log().contains("signal svc HUP (asked by web)"), "{}", daemon.log());
+
+    for body in ["{\"signal\":\"NOPE\"}", "", "{\"sig\":\"HUP\"}", "HUP"] {
+        let bad = post(port, "/api/processes/svc/signal", &[BEARER], body);
+        assert_eq!(bad.status, 400, "{body:?}: {bad:?}");
+    }
+    assert!(post(port, "/api/processes/svc/signal", &[BEARER], "{\"signal\":\"NOPE\"}").body.contains("NOPE"));
+    let unknown = post(port, "/api/processes/nope/signal", &[BEARER], "{\"signal\":\"HUP\"}");
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert_eq!(post(port, "/api/processes/svc/stop", &[BEARER], "").status, 200);
+    assert!(daemon.log().contains("stop svc (asked by web)"), "{}", daemon.log());
+    let stopped = post(port, "/api/processes/svc/signal", &[BEARER], "{\"signal\":\"HUP\"}");
+    assert_eq!(stopped.status, 409, "{stopped:?}");
+    assert_eq!(stopped.json::<Failure>().error, "svc: not running");
+    assert_eq!(get(port, "/api/processes/svc/signal", &[BEARER]).status, 405);
 }
