@@ -462,6 +462,8 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
                 next_start_secs: None,
                 status_text: r.status,
                 last_exit,
+                memory_bytes: None,
+                cpu_ms: None,
             }
         })
         .collect();

@@ -43,6 +43,11 @@ pub struct ProcessInfo {
     pub next_start_secs: Option<u64>,
     /// The last STATUS= the service sent over the notify socket.
     pub status_text: Option<String>,
+    /// Resident memory of its process group, while a process runs.
+    pub memory_bytes: Option<u64>,
+    /// CPU time (user + system) of its process group's live processes, in
+    /// milliseconds; `cpu_secs` in the JSON.
+    pub cpu_ms: Option<u64>,
 }
 
 impl ProcessInfo {
@@ -68,7 +73,7 @@ impl Document {
         for (n, p) in self.processes.iter().enumerate() {
             let _ = write!(
                 out,
-                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{}}}"#,
+                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{},"memory_bytes":{},"cpu_secs":{}}}"#,
                 if n == 0 { "" } else { "," },
                 Quoted(&p.name),
                 p.instance,
@@ -79,6 +84,8 @@ impl Document {
                 Nullable(p.last_exit.as_deref().map(Quoted)),
                 Nullable(p.next_start_secs),
                 Nullable(p.status_text.as_deref().map(Quoted)),
+                Nullable(p.memory_bytes),
+                Nullable(p.cpu_ms.map(Millis)),
             );
         }
         out.push_str("]}");
@@ -118,6 +125,8 @@ impl Document {
                 last_exit: p.optional("last_exit", Object::string)?,
                 next_start_secs: p.optional("next_start_secs", Object::number)?,
                 status_text: p.optional("status_text", Object::string)?,
+                memory_bytes: p.optional("memory_bytes", Object::number)?,
+                cpu_ms: p.optional("cpu_secs", Object::millis)?,
             });
         }
         Ok(Document { daemon, processes })
@@ -143,6 +152,16 @@ impl fmt::Display for Quoted<'_> {
             }
         }
         f.write_char('"')
+    }
+}
+
+/// Milliseconds as seconds with three decimals, by integer arithmetic (no
+/// float formatting is linked).
+pub struct Millis(pub u64);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
     }
 }
 
@@ -196,6 +215,19 @@ impl<'j, 'a> Object<'j, 'a> {
         match self.get(key)? {
             Json::Number(n) => n.parse().map_err(|_| format!("{key}: {n} is not an integer in range")),
             _ => Err(format!("{key}: expected a number")),
+        }
+    }
+
+    /// Seconds with up to three decimals, as milliseconds (no float parsing).
+    fn millis(&self, key: &str) -> Result<u64, String> {
+        let Json::Number(n) = self.get(key)? else { return Err(format!("{key}: expected a number")) };
+        let (secs, fraction) = n.split_once('.').unwrap_or((n, ""));
+        let digits = format!("{fraction:0<3}");
+        match (secs.parse::<u64>(), digits.get(..3).map(str::parse::<u64>)) {
+            (Ok(secs), Some(Ok(ms))) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                secs.checked_mul(1000).and_then(|s| s.checked_add(ms)).ok_or_else(|| format!("{key}: {n} is too large"))
+            }
+            _ => Err(format!("{key}: {n} is not a number of seconds")),
         }
     }
 
@@ -369,8 +401,10 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
     let n_instances = |name: &str| names.partition_point(|n| *n <= name) - names.partition_point(|n| *n < name);
     let labels: Vec<String> = processes.iter().map(|p| p.label(n_instances(&p.name))).collect();
     let name_w = labels.iter().map(|l| l.len()).max().unwrap_or(0).clamp(4, 24);
-    let header =
-        format!("{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8}  LAST EXIT", "NAME", "STATE", "PID", "UPTIME", "RESTARTS");
+    let header = format!(
+        "{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8}  {:>5}  {:>6}  LAST EXIT",
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU"
+    );
     let mut out = String::new();
     out.push_str(&fit(&header, width));
     out.push('\n');
@@ -388,8 +422,12 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
             _ => p.last_exit.as_deref().unwrap_or("-"),
         };
         let state = format!("{:<8}", p.state);
-        let line =
-            format!("{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {last_exit}", fit(label, name_w), p.restarts);
+        let (mem, cpu) = (p.memory_bytes.map_or("-".into(), short_bytes), p.cpu_ms.map_or("-".into(), short_cpu));
+        let line = format!(
+            "{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {mem:>5}  {cpu:>6}  {last_exit}",
+            fit(label, name_w),
+            p.restarts
+        );
         let line = fit(&line, width);
         if colour {
             let code = match p.state.as_str() {
@@ -407,6 +445,26 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Bytes in at most five characters: 980K, 9.5M, 120M, 1.2G.
+fn short_bytes(bytes: u64) -> String {
+    let kib = bytes / 1024;
+    let (value, unit) = match kib {
+        0..1024 => return format!("{kib}K"),
+        1024..1_048_576 => (kib * 10 / 1024, 'M'),
+        _ => (kib * 10 / 1_048_576, 'G'),
+    };
+    if value < 100 { format!("{}.{}{unit}", value / 10, value % 10) } else { format!("{}{unit}", value / 10) }
+}
+
+/// CPU time in at most six characters: 0.25s, 12.3s, then as uptimes are.
+fn short_cpu(ms: u64) -> String {
+    match ms {
+        0..10_000 => format!("{}.{:02}s", ms / 1000, ms % 1000 / 10),
+        10_000..60_000 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
+        _ => crate::msg::short_duration(ms / 1000),
+    }
 }
 
 /// Cuts `s` to `width` characters, marking a cut with `~`.
@@ -434,6 +492,8 @@ mod tests {
             last_exit: last_exit.map(str::to_string),
             next_start_secs: (state == "backoff").then_some(3),
             status_text: None,
+            memory_bytes: (state == "running").then_some(123 << 20),
+            cpu_ms: (state == "running").then_some(4_321),
         }
     }
 
@@ -446,7 +506,7 @@ mod tests {
         let json = doc.to_json();
         assert_eq!(
             json,
-            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null}]}"#
+            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null,"memory_bytes":null,"cpu_secs":null}]}"#
         );
         assert_eq!(Document::from_json(&json).unwrap(), doc);
         // Escapes as nanoserde wrote them, which earlier daemons sent.
@@ -469,6 +529,32 @@ mod tests {
         assert_eq!(read.daemon.pid, -1);
         assert_eq!(read.processes[0].name, "a\u{e9}\u{1F600}/");
         assert_eq!(read.processes[0].uptime_secs, None);
+        assert_eq!(read.processes[0].cpu_ms, None, "a daemon before cpu_secs");
+        let cpu = |secs: &str| {
+            let text = format!(
+                r#"{{"daemon":{{"pid":1,"version":"","config":""}},"processes":[{{"name":"a","instance":0,"state":"running","restarts":0,"cpu_secs":{secs}}}]}}"#
+            );
+            Document::from_json(&text).map(|d| d.processes[0].cpu_ms)
+        };
+        assert_eq!(cpu("12.345"), Ok(Some(12_345)));
+        assert_eq!(cpu("0.5"), Ok(Some(500)));
+        assert_eq!(cpu("7"), Ok(Some(7_000)));
+        assert_eq!(cpu("1.23456"), Ok(Some(1_234)));
+        assert_eq!(cpu("-1.0"), Err("cpu_secs: -1.0 is not a number of seconds".into()));
+        assert_eq!(cpu("1e3"), Err("cpu_secs: 1e3 is not a number of seconds".into()));
+        assert_eq!(cpu("1.2e3"), Err("cpu_secs: 1.2e3 is not a number of seconds".into()));
+    }
+
+    #[test]
+    fn memory_and_cpu_are_short() {
+        let cases = [(0, "0K"), (1023 << 10, "1023K"), (1024 << 10, "1.0M"), (9_961_472, "9.5M"), (120 << 20, "120M")];
+        for (bytes, shown) in cases {
+            assert_eq!(short_bytes(bytes), shown);
+        }
+        assert_eq!(short_bytes(5 << 40), "5120G");
+        assert_eq!(short_bytes(1288 << 20), "1.2G");
+        assert_eq!([short_cpu(250), short_cpu(12_345), short_cpu(754_000)], ["0.25s", "12.3s", "12m34s"]);
+        assert_eq!(Millis(12_005).to_string(), "12.005");
     }
 
     #[test]
@@ -506,5 +592,6 @@ mod tests {
         assert!(table.contains("web:0 "), "{table}");
         assert!(table.contains("web:1 "), "{table}");
         assert!(table.lines().next().unwrap().starts_with("NAME"));
+        assert!(table.contains(" 123M   4.32s "), "{table}");
     }
 }
