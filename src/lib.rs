@@ -28,6 +28,8 @@ mod files;
 mod holder;
 #[cfg(feature = "web")]
 pub mod http;
+#[cfg(feature = "web")]
+mod metrics;
 mod msg;
 mod pidfile;
 mod procfs;
