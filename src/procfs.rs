@@ -9,7 +9,7 @@
 //! rewrite both (nginx and redis write their title over their
 //! environment), and anyone may forge them.
 
-use std::{fs, io};
+use std::fs;
 
 use crate::sys::{self, Pid};
 
@@ -120,12 +120,9 @@ pub struct Usage {
 pub fn group_usage() -> Vec<(Pid, Usage)> {
     let (ticks, page) = (sys::clock_ticks(), sys::page_size());
     let mut groups: Vec<(Pid, Usage)> = Vec::new();
-    let mut text = String::new();
     for pid in pids() {
-        text.clear();
-        let read =
-            fs::File::open(format!("/proc/{pid}/stat")).and_then(|mut f| io::Read::read_to_string(&mut f, &mut text));
-        let Some((pgid, ticks_used, pages)) = read.ok().and_then(|_| usage_fields(&text)) else { continue };
+        let text = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some((pgid, ticks_used, pages)) = usage_fields(&text) else { continue };
         let usage = Usage { cpu_ms: ticks_used * 1000 / ticks, memory_bytes: pages * page };
         match groups.binary_search_by_key(&pgid, |g| g.0) {
             Ok(at) => {

@@ -400,9 +400,9 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
     names.sort_unstable();
     let n_instances = |name: &str| names.partition_point(|n| *n <= name) - names.partition_point(|n| *n < name);
     let labels: Vec<String> = processes.iter().map(|p| p.label(n_instances(&p.name))).collect();
-    let name_w = labels.iter().map(|l| l.len()).max().unwrap_or(0).clamp(4, 24);
+    let name_w = labels.iter().map(|l| l.len()).max().unwrap_or(0).clamp(4, 20);
     let header = format!(
-        "{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8}  {:>5}  {:>6}  LAST EXIT",
+        "{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8} {:>5} {:>5}  LAST EXIT",
         "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU"
     );
     let mut out = String::new();
@@ -424,7 +424,7 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
         let state = format!("{:<8}", p.state);
         let (mem, cpu) = (p.memory_bytes.map_or("-".into(), short_bytes), p.cpu_ms.map_or("-".into(), short_cpu));
         let line = format!(
-            "{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {mem:>5}  {cpu:>6}  {last_exit}",
+            "{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8} {mem:>5} {cpu:>5}  {last_exit}",
             fit(label, name_w),
             p.restarts
         );
@@ -458,12 +458,17 @@ fn short_bytes(bytes: u64) -> String {
     if value < 100 { format!("{}.{}{unit}", value / 10, value % 10) } else { format!("{}{unit}", value / 10) }
 }
 
-/// CPU time in at most six characters: 0.25s, 12.3s, then as uptimes are.
+/// CPU time in at most five characters: 0.25s, 12.3s, 99.9s, then whole
+/// minutes, hours or days (12m, 3h, 4d). The name column is at most 20
+/// wide so that, with MEM and CPU, LAST EXIT still fits in 80 columns.
 fn short_cpu(ms: u64) -> String {
+    let secs = ms / 1000;
     match ms {
-        0..10_000 => format!("{}.{:02}s", ms / 1000, ms % 1000 / 10),
-        10_000..60_000 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
-        _ => crate::msg::short_duration(ms / 1000),
+        0..10_000 => format!("{secs}.{:02}s", ms % 1000 / 10),
+        10_000..100_000 => format!("{secs}.{}s", ms % 1000 / 100),
+        100_000..3_600_000 => format!("{}m", secs / 60),
+        3_600_000..86_400_000 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
     }
 }
 
@@ -553,7 +558,8 @@ mod tests {
         }
         assert_eq!(short_bytes(5 << 40), "5120G");
         assert_eq!(short_bytes(1288 << 20), "1.2G");
-        assert_eq!([short_cpu(250), short_cpu(12_345), short_cpu(754_000)], ["0.25s", "12.3s", "12m34s"]);
+        let cpu = [250, 12_345, 99_999, 754_000, 7_200_000, 900_000_000].map(short_cpu);
+        assert_eq!(cpu, ["0.25s", "12.3s", "99.9s", "12m", "2h", "10d"]);
         assert_eq!(Millis(12_005).to_string(), "12.005");
     }
 
@@ -592,6 +598,6 @@ mod tests {
         assert!(table.contains("web:0 "), "{table}");
         assert!(table.contains("web:1 "), "{table}");
         assert!(table.lines().next().unwrap().starts_with("NAME"));
-        assert!(table.contains(" 123M   4.32s "), "{table}");
+        assert!(table.contains(" 123M 4.32s "), "{table}");
     }
 }

@@ -24,12 +24,12 @@ export function formatBytes(bytes: number | null | undefined): string {
   return tenths < 100 ? `${Math.floor(tenths / 10)}.${tenths % 10}${unit}` : `${Math.floor(tenths / 10)}${unit}`
 }
 
-/** 0.25s, 12.3s, then as uptimes: the CLI's CPU column. */
+/** 0.25s, 12.3s, then as uptimes: the CLI's CPU column, which is narrower. */
 export function formatCpu(secs: number | null | undefined): string {
   if (secs == null || !(secs >= 0)) return '-'
   const ms = Math.round(secs * 1000)
   if (ms < 10_000) return `${Math.floor(ms / 1000)}.${pad(Math.floor((ms % 1000) / 10))}s`
-  if (ms < 60_000) return `${Math.floor(ms / 1000)}.${Math.floor((ms % 1000) / 100)}s`
+  if (ms < 100_000) return `${Math.floor(ms / 1000)}.${Math.floor((ms % 1000) / 100)}s`
   return formatUptime(ms / 1000)
 }
 
