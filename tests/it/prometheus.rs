@@ -73,6 +73,14 @@ fn promtool_accepts_the_exposition_and_a_token_is_required() {
     assert!(memory.is_some_and(|m| !m.ends_with(" 0")), "{metrics}");
     assert!(metrics.contains("mi7soft_service_last_exit_code{name=\"flaky\",instance=\"0\"} 3"), "{metrics}");
 
+    // The status document carries the same figures, null when nothing runs.
+    let (_, status) = get(port, "/api/status", &[&bearer]);
+    assert!(status.contains(r#""name":"spare","instance":0,"state":"stopped""#), "{status}");
+    assert!(status.contains(r#""memory_bytes":null,"cpu_secs":null"#), "{status}");
+    let web = body(&status).split(r#""name":"web""#).nth(1).unwrap_or_default();
+    let web = web.split('}').next().unwrap_or_default();
+    assert!(!web.contains(r#""memory_bytes":null"#) && web.contains(r#""cpu_secs":"#), "{status}");
+
     if !std::path::Path::new(PROMTOOL).exists() {
         panic!("{PROMTOOL} is missing: install Debian's prometheus package (.ci/run does)");
     }
