@@ -63,6 +63,8 @@ pub struct Capture {
     out: Option<Output>,
     /// Bytes dropped since the sink last failed; `Some` while failing.
     lost: Option<u64>,
+    /// Bytes dropped in all (reported by /metrics).
+    dropped: u64,
     /// Whole lines for the file, written with one write(2) per read of the
     /// pipe rather than one per line.
     batch: Vec<u8>,
@@ -95,6 +97,7 @@ impl Capture {
             partial: Vec::new(),
             out: None,
             lost: None,
+            dropped: 0,
             batch: Vec::new(),
             stamp: None,
         }
@@ -102,6 +105,12 @@ impl Capture {
 
     pub fn sink(&self) -> &Sink {
         &self.sink
+    }
+
+    /// Bytes dropped because the sink failed, since this capture was made.
+    #[cfg(feature = "web")]
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// The longest piece of a line written as one line: [`MAX_LINE`], or
@@ -212,6 +221,7 @@ impl Capture {
                 self.batch.clear();
                 let first = self.lost.is_none();
                 *self.lost.get_or_insert(0) += dropped as u64;
+                self.dropped += dropped as u64;
                 first.then_some(Note::Failing(e))
             }
         }
@@ -508,6 +518,7 @@ mod tests {
         assert_eq!(capture.feed(b"lost 3\nlost 4\n"), [], "reported once, also for a batch of lines");
         fs::create_dir_all(dir.join("sub")).unwrap();
         assert_eq!(capture.feed(b"back\n"), [Note::Recovered { lost: 24 }]);
+        assert_eq!(capture.dropped, 24);
         assert_eq!(fs::read_to_string(&path).unwrap(), "back\n");
         fs::remove_dir_all(dir).unwrap();
     }

@@ -547,6 +547,8 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
                 command: None,
                 log_file: None,
                 last_exit,
+                memory_bytes: None,
+                cpu_ms: None,
             }
         })
         .collect();

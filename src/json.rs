@@ -109,6 +109,19 @@ impl<'j, 'a> Object<'j, 'a> {
         }
     }
 
+    /// Seconds with up to three decimals, as milliseconds (no float parsing).
+    pub(crate) fn millis(&self, key: &str) -> Result<u64, String> {
+        let Json::Number(n) = self.get(key)? else { return Err(format!("{key}: expected a number")) };
+        let (secs, fraction) = n.split_once('.').unwrap_or((n, ""));
+        let digits = format!("{fraction:0<3}");
+        match (secs.parse::<u64>(), digits.get(..3).map(str::parse::<u64>)) {
+            (Ok(secs), Some(Ok(ms))) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                secs.checked_mul(1000).and_then(|s| s.checked_add(ms)).ok_or_else(|| format!("{key}: {n} is too large"))
+            }
+            _ => Err(format!("{key}: {n} is not a number of seconds")),
+        }
+    }
+
     /// A field that may be missing or `null`.
     pub(crate) fn optional<T>(
         &self,

@@ -30,6 +30,8 @@ mod holder;
 #[cfg(feature = "web")]
 pub mod http;
 pub mod json;
+#[cfg(feature = "web")]
+mod metrics;
 mod msg;
 mod pidfile;
 mod procfs;

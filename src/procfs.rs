@@ -1,8 +1,10 @@
 //! What /proc says about processes: start times (which, with a pid, name one
-//! exact process), parents, process groups and sessions, users.
+//! exact process), parents, process groups and sessions, users, and the CPU
+//! time and memory of process groups.
 //!
-//! Everything here reads files, with no libc call. The one whole-/proc
-//! scan is made while a process group drains, never in an idle daemon.
+//! Everything here reads files, with no libc call. Whole-/proc scans are
+//! made while a process group drains and when someone asks for the status
+//! (`status`, the API, a Prometheus scrape), never in an idle daemon.
 //! Nothing here reads a process's environment or title: a process may
 //! rewrite both (nginx and redis write their title over their
 //! environment), and anyone may forge them.
@@ -102,6 +104,77 @@ pub fn group_alive(pgid: Pid) -> bool {
     pids().any(|pid| stat(pid).is_some_and(|s| s.pgid == pgid && !is_dead(s.state)))
 }
 
+/// What a process group uses, summed over its live members.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// User plus system CPU time, in milliseconds.
+    pub cpu_ms: u64,
+    /// Resident memory, in bytes.
+    pub memory_bytes: u64,
+}
+
+/// The usage of every process group that has a live process, sorted by
+/// group (look one up with [`usage_of`]): one pass over /proc. Memory
+/// shared between members (the same program's text) is counted once per
+/// member, as `ps` and Prometheus's own exporters count it.
+pub fn group_usage() -> Vec<(Pid, Usage)> {
+    let (ticks, page) = (sys::clock_ticks(), sys::page_size());
+    let mut groups: Vec<(Pid, Usage)> = Vec::new();
+    for pid in pids() {
+        let text = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let Some((pgid, ticks_used, pages)) = usage_fields(&text) else { continue };
+        let usage = Usage { cpu_ms: ticks_used * 1000 / ticks, memory_bytes: pages * page };
+        match groups.binary_search_by_key(&pgid, |g| g.0) {
+            Ok(at) => {
+                groups[at].1.cpu_ms += usage.cpu_ms;
+                groups[at].1.memory_bytes += usage.memory_bytes;
+            }
+            Err(at) => groups.insert(at, (pgid, usage)),
+        }
+    }
+    groups
+}
+
+/// The usage of process group `pgid` in what [`group_usage`] found.
+pub fn usage_of(groups: &[(Pid, Usage)], pgid: Pid) -> Option<Usage> {
+    groups.binary_search_by_key(&pgid, |g| g.0).ok().map(|at| groups[at].1)
+}
+
+/// The usage of one process (not its group) and when it started, in unix
+/// seconds: what the supervisor reports of itself.
+#[cfg(feature = "web")]
+pub fn process_usage(pid: Pid) -> Option<(Usage, Option<u64>)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, ticks_used, pages) = usage_fields(&text)?;
+    let ticks = sys::clock_ticks();
+    let usage = Usage { cpu_ms: ticks_used * 1000 / ticks, memory_bytes: pages * sys::page_size() };
+    // The boot time is whole seconds in /proc/stat: a start time from it
+    // does not wobble between reads, as one from /proc/uptime would.
+    let stat = fs::read_to_string("/proc/stat").ok();
+    let boot =
+        stat.as_deref().and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok()));
+    let start = boot.zip(process_starttime(pid)).map(|(boot, start)| boot + start / ticks);
+    Some((usage, start))
+}
+
+/// From a stat line: the process group, utime + stime (fields 14 and 15,
+/// clock ticks) and the resident set (field 24, pages); `None` for a zombie.
+fn usage_fields(text: &str) -> Option<(Pid, u64, u64)> {
+    let (_, rest) = text.rsplit_once(')')?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    if is_dead(state) {
+        return None;
+    }
+    // `nth(n)` skips n fields: after the state (field 3) comes field 4.
+    let mut field = |n: usize| fields.nth(n)?.parse::<u64>().ok();
+    let pgid = field(5 - 4)?;
+    let utime = field(14 - 6)?;
+    let stime = field(0)?;
+    let rss = field(24 - 16)?;
+    Some((Pid::try_from(pgid).ok()?, utime + stime, rss))
+}
+
 /// The numbers on one line of a process's status file (`Groups:`, `Uid:`).
 fn status_numbers(pid: Pid, key: &str) -> Vec<u32> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -138,5 +211,15 @@ mod tests {
         assert_eq!(process_starttime(pid), Some(stat.starttime));
         assert!(seconds_since_boot().is_some_and(|s| s > 0.0));
         assert!(group_alive(stat.pgid));
+        let usage = usage_of(&group_usage(), stat.pgid).unwrap();
+        assert!(usage.memory_bytes > 0);
+    }
+
+    #[test]
+    fn usage_fields_are_read_after_the_command_name() {
+        // Fields 3..24 of a real line, after a name with spaces and parentheses.
+        let line = "42 (a (b) c) S 1 40 40 0 -1 4194560 100 0 0 0 150 25 0 0 20 0 1 0 99 1000 77 18446744073709551615";
+        assert_eq!(usage_fields(line), Some((40, 175, 77)));
+        assert_eq!(usage_fields("42 (sh) Z 1 40 40 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 99 0 0 0"), None);
     }
 }

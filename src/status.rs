@@ -50,6 +50,11 @@ pub struct ProcessInfo {
     pub command: Option<String>,
     /// The file its output is captured in, if any.
     pub log_file: Option<String>,
+    /// Resident memory of its process group, while a process runs.
+    pub memory_bytes: Option<u64>,
+    /// CPU time (user + system) of its process group's live processes, in
+    /// milliseconds; `cpu_secs` in the JSON.
+    pub cpu_ms: Option<u64>,
 }
 
 impl ProcessInfo {
@@ -75,7 +80,7 @@ impl Document {
         for (n, p) in self.processes.iter().enumerate() {
             let _ = write!(
                 out,
-                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{},"command":{},"log_file":{}}}"#,
+                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{},"command":{},"log_file":{},"memory_bytes":{},"cpu_secs":{}}}"#,
                 if n == 0 { "" } else { "," },
                 Quoted(&p.name),
                 p.instance,
@@ -88,6 +93,8 @@ impl Document {
                 Nullable(p.status_text.as_deref().map(Quoted)),
                 Nullable(p.command.as_deref().map(Quoted)),
                 Nullable(p.log_file.as_deref().map(Quoted)),
+                Nullable(p.memory_bytes),
+                Nullable(p.cpu_ms.map(Millis)),
             );
         }
         out.push_str("]}");
@@ -125,6 +132,8 @@ impl Document {
                 status_text: p.optional("status_text", Object::string)?,
                 command: p.optional("command", Object::string)?,
                 log_file: p.optional("log_file", Object::string)?,
+                memory_bytes: p.optional("memory_bytes", Object::number)?,
+                cpu_ms: p.optional("cpu_secs", Object::millis)?,
             });
         }
         Ok(Document { daemon, processes })
@@ -153,6 +162,16 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// Milliseconds as seconds with three decimals, by integer arithmetic (no
+/// float formatting is linked).
+pub struct Millis(pub u64);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
+}
+
 /// A value, or `null` for none.
 struct Nullable<T>(Option<T>);
 
@@ -169,9 +188,11 @@ impl<T: fmt::Display> fmt::Display for Nullable<T> {
 /// colours to the state column (only when stdout is a terminal).
 pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
     let labels = labels(processes);
-    let name_w = labels.iter().map(|l| l.len()).max().unwrap_or(0).clamp(4, 24);
-    let header =
-        format!("{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8}  LAST EXIT", "NAME", "STATE", "PID", "UPTIME", "RESTARTS");
+    let name_w = labels.iter().map(|l| l.len()).max().unwrap_or(0).clamp(4, 20);
+    let header = format!(
+        "{:<name_w$}  {:<8}  {:>7}  {:>6}  {:>8} {:>5} {:>5}  LAST EXIT",
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU"
+    );
     let mut out = String::new();
     out.push_str(&fit(&header, width));
     out.push('\n');
@@ -185,8 +206,9 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
         };
         let last_exit = p.last_exit.as_deref().unwrap_or("-");
         let state = format!("{:<8}", p.state);
+        let (mem, cpu) = (p.memory_bytes.map_or("-".into(), short_bytes), p.cpu_ms.map_or("-".into(), short_cpu));
         let line = format!(
-            "{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8}  {last_exit}",
+            "{:<name_w$}  {state}  {pid:>7}  {uptime:>6}  {:>8} {mem:>5} {cpu:>5}  {last_exit}",
             fit_label(label, name_w),
             p.restarts
         );
@@ -264,6 +286,31 @@ fn fit_label(label: &str, width: usize) -> String {
     }
 }
 
+/// Bytes in at most five characters: 980K, 9.5M, 120M, 1.2G.
+fn short_bytes(bytes: u64) -> String {
+    let kib = bytes / 1024;
+    let (value, unit) = match kib {
+        0..1024 => return format!("{kib}K"),
+        1024..1_048_576 => (kib * 10 / 1024, 'M'),
+        _ => (kib * 10 / 1_048_576, 'G'),
+    };
+    if value < 100 { format!("{}.{}{unit}", value / 10, value % 10) } else { format!("{}{unit}", value / 10) }
+}
+
+/// CPU time in at most five characters: 0.25s, 12.3s, 99.9s, then whole
+/// minutes, hours or days (12m, 3h, 4d). The name column is at most 20
+/// wide so that, with MEM and CPU, LAST EXIT still fits in 80 columns.
+fn short_cpu(ms: u64) -> String {
+    let secs = ms / 1000;
+    match ms {
+        0..10_000 => format!("{secs}.{:02}s", ms % 1000 / 10),
+        10_000..100_000 => format!("{secs}.{}s", ms % 1000 / 100),
+        100_000..3_600_000 => format!("{}m", secs / 60),
+        3_600_000..86_400_000 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
 /// Cuts `s` to `width` characters, marking a cut with `~`.
 fn fit(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -291,6 +338,8 @@ mod tests {
             status_text: None,
             command: None,
             log_file: None,
+            memory_bytes: (state == "running").then_some(123 << 20),
+            cpu_ms: (state == "running").then_some(4_321),
         }
     }
 
@@ -303,7 +352,7 @@ mod tests {
         let json = doc.to_json();
         assert_eq!(
             json,
-            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null,"command":null,"log_file":null}]}"#
+            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null,"command":null,"log_file":null,"memory_bytes":null,"cpu_secs":null}]}"#
         );
         assert_eq!(Document::from_json(&json).unwrap(), doc);
         // Escapes as nanoserde wrote them, which earlier daemons sent.
@@ -326,6 +375,33 @@ mod tests {
         assert_eq!(read.daemon.pid, -1);
         assert_eq!(read.processes[0].name, "a\u{e9}\u{1F600}/");
         assert_eq!(read.processes[0].uptime_secs, None);
+        assert_eq!(read.processes[0].cpu_ms, None, "a daemon before cpu_secs");
+        let cpu = |secs: &str| {
+            let text = format!(
+                r#"{{"daemon":{{"pid":1,"version":"","config":""}},"processes":[{{"name":"a","instance":0,"state":"running","restarts":0,"cpu_secs":{secs}}}]}}"#
+            );
+            Document::from_json(&text).map(|d| d.processes[0].cpu_ms)
+        };
+        assert_eq!(cpu("12.345"), Ok(Some(12_345)));
+        assert_eq!(cpu("0.5"), Ok(Some(500)));
+        assert_eq!(cpu("7"), Ok(Some(7_000)));
+        assert_eq!(cpu("1.23456"), Ok(Some(1_234)));
+        assert_eq!(cpu("-1.0"), Err("cpu_secs: -1.0 is not a number of seconds".into()));
+        assert_eq!(cpu("1e3"), Err("cpu_secs: 1e3 is not a number of seconds".into()));
+        assert_eq!(cpu("1.2e3"), Err("cpu_secs: 1.2e3 is not a number of seconds".into()));
+    }
+
+    #[test]
+    fn memory_and_cpu_are_short() {
+        let cases = [(0, "0K"), (1023 << 10, "1023K"), (1024 << 10, "1.0M"), (9_961_472, "9.5M"), (120 << 20, "120M")];
+        for (bytes, shown) in cases {
+            assert_eq!(short_bytes(bytes), shown);
+        }
+        assert_eq!(short_bytes(5 << 40), "5120G");
+        assert_eq!(short_bytes(1288 << 20), "1.2G");
+        let cpu = [250, 12_345, 99_999, 754_000, 7_200_000, 900_000_000].map(short_cpu);
+        assert_eq!(cpu, ["0.25s", "12.3s", "99.9s", "12m", "2h", "10d"]);
+        assert_eq!(Millis(12_005).to_string(), "12.005");
     }
 
     #[test]
@@ -363,6 +439,7 @@ mod tests {
         assert!(table.contains("web:0 "), "{table}");
         assert!(table.contains("web:1 "), "{table}");
         assert!(table.lines().next().unwrap().starts_with("NAME"));
+        assert!(table.contains(" 123M 4.32s "), "{table}");
     }
 
     #[test]

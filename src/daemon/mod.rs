@@ -153,6 +153,7 @@ enum Asker {
     /// A control-socket peer, by its SO_PEERCRED uid (none if unknown).
     Uid(Option<u32>),
     /// The web API.
+    #[cfg(feature = "web")]
     Web,
     /// A signal to the daemon (SIGHUP: reload).
     Signal(libc::c_int),
@@ -171,6 +172,7 @@ impl std::fmt::Display for Asker {
                 }
             }
             Asker::Uid(None) => f.write_str("an unknown peer"),
+            #[cfg(feature = "web")]
             Asker::Web => f.write_str("web"),
             Asker::Signal(signal) => write!(f, "SIG{}", sys::signal_name(signal)),
         }

@@ -35,7 +35,7 @@ pub(super) struct Pipe {
     pub(super) name: String,
     pub(super) read: File,
     write: OwnedFd,
-    capture: Capture,
+    pub(super) capture: Capture,
 }
 
 impl Daemon {

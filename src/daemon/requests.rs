@@ -300,7 +300,11 @@ impl Daemon {
         self.slots.iter().map(longest).max().unwrap_or_default() + WAIT_SLACK
     }
 
+    /// The status of the instances at `indices`. CPU time and memory come
+    /// from one pass over /proc, made only when one of them runs.
     pub(super) fn status_document(&self, indices: &[usize], now: Instant) -> status::Document {
+        let any_up = indices.iter().any(|&i| self.slots[i].service.state.pid().is_some());
+        let usage = if any_up { procfs::group_usage() } else { Vec::new() };
         status::Document {
             daemon: status::DaemonInfo {
                 pid: sys::getpid(),
@@ -317,6 +321,7 @@ impl Daemon {
                         }
                         _ => None,
                     };
+                    let used = s.state.pid().and_then(|_| procfs::usage_of(&usage, s.group));
                     status::ProcessInfo {
                         name: s.name.clone(),
                         instance: s.instance,
@@ -335,6 +340,8 @@ impl Daemon {
                             let left = at.saturating_duration_since(now);
                             left.as_secs() + u64::from(left.subsec_nanos() > 0)
                         }),
+                        memory_bytes: used.map(|u| u.memory_bytes),
+                        cpu_ms: used.map(|u| u.cpu_ms),
                     }
                 })
                 .collect(),

@@ -374,6 +374,22 @@ impl Daemon {
             conn.phase = Phase::Writing { keep_alive: keep };
             conn.deadline = now + REQUEST_TIMEOUT;
         };
+        if request.path == "/metrics" {
+            return reply(
+                conn,
+                match (method, auth) {
+                    (_, Auth::Denied) => error(401, "a token is needed", keep),
+                    ("GET", _) => {
+                        let headers = [
+                            ("Content-Type", "text/plain; version=0.0.4".into()),
+                            ("Cache-Control", "no-store".into()),
+                        ];
+                        http::response(200, &headers, self.metrics(now).as_bytes(), keep)
+                    }
+                    _ => error(405, "only GET here", keep),
+                },
+            );
+        }
         if segments.first() != Some(&"api") {
             if method != "GET" && method != "HEAD" {
                 return reply(conn, error(405, "only GET here", keep));
@@ -517,6 +533,26 @@ fn signal_body(request: &http::Request) -> Result<i32, String> {
     body.only(&["signal"])?;
     let word = body.string("signal").or_else(|_| body.number::<i64>("signal").map(|n| n.to_string()))?;
     crate::control::signal(&word)
+}
+
+impl Daemon {
+    /// `GET /metrics`: the status of every instance, and the supervisor's
+    /// own, in Prometheus's format (see `metrics.rs`).
+    fn metrics(&self, now: Instant) -> String {
+        let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect();
+        let document = self.status_document(&indices, now);
+        let starts: Vec<u64> = indices.iter().map(|&i| self.slots[i].started_at).collect();
+        let own = procfs::process_usage(sys::getpid());
+        let supervisor = crate::metrics::Supervisor {
+            version: env!("CARGO_PKG_VERSION"),
+            start_time: own.and_then(|(_, start)| start),
+            cpu_ms: own.map(|(usage, _)| usage.cpu_ms),
+            memory_bytes: own.map(|(usage, _)| usage.memory_bytes),
+            n_services: self.config.services.len(),
+            dropped_bytes: self.pipes.iter().map(|p| p.capture.dropped()).sum(),
+        };
+        crate::metrics::render(&supervisor, &document.processes, &starts)
+    }
 }
 
 /// An embedded file of the page, gzip-encoded, with ETag revalidation.

@@ -108,6 +108,13 @@ pub fn clock_ticks() -> u64 {
     if ticks > 0 { ticks as u64 } else { 100 }
 }
 
+/// The size of a memory page, the unit of /proc/PID/stat's resident set.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 { size as u64 } else { 4096 }
+}
+
 /// CLOCK_MONOTONIC: the clock std's `Instant` reads, as a number every
 /// process of this boot shares, so a deadline can outlive the daemon that
 /// set it (the state file records deadlines this way).

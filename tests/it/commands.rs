@@ -81,7 +81,7 @@ fn the_status_table_fits_80_columns_without_colour() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "a header and one line per instance: {out:?}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST", "EXIT"], "{out:?}");
+    assert_eq!(header, ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEM", "CPU", "LAST", "EXIT"], "{out:?}");
     assert!(lines[0].contains("LAST EXIT"), "{out:?}");
     for line in &lines {
         assert!(line.chars().count() <= 80, "{line:?} is {} columns", line.chars().count());
@@ -90,6 +90,9 @@ fn the_status_table_fits_80_columns_without_colour() {
     let svc = lines.iter().find(|l| l.starts_with("svc ")).expect("a line for svc");
     assert!(svc.split_whitespace().any(|w| w == pid.to_string()), "{svc:?}");
     assert!(svc.contains("running"), "{svc:?}");
+    // Memory in K, M or G, and CPU seconds, for what runs; dashes for the rest.
+    assert!(svc.split_whitespace().any(|w| w.len() <= 5 && w.ends_with(['K', 'M', 'G'])), "{svc:?}");
+    assert!(svc.split_whitespace().any(|w| w.ends_with('s') && w.contains('.')), "{svc:?}");
     let idle = lines.iter().find(|l| l.starts_with("idle ")).expect("a line for idle");
     assert!(idle.contains("stopped"), "{idle:?}");
 }

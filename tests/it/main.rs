@@ -18,6 +18,7 @@ mod fuzz_regressions;
 mod init_scripts;
 mod lifecycle;
 mod policy;
+mod prometheus;
 mod readiness;
 mod real_daemons;
 mod reload;

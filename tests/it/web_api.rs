@@ -143,7 +143,7 @@ fn origin(port: u16) -> String {
 /// Starts a daemon with `processes` and a `[web]` table with `web_keys` on a
 /// free port; returns it and the port. Should another test take the port
 /// first, the daemon runs without web (and logs why): then another port.
-fn start(dir: &TestDir, processes: &str, web_keys: &str) -> (Daemon, u16) {
+pub(crate) fn start(dir: &TestDir, processes: &str, web_keys: &str) -> (Daemon, u16) {
     for _ in 0..5 {
         let port = free_port();
         dir.config(&format!("{processes}[web]\nlisten = \"127.0.0.1:{port}\"\n{web_keys}\n"));

@@ -7,7 +7,7 @@
 
 import { useEffect, useState } from 'preact/hooks'
 import { ApiError, type Action, type ProcessInfo } from './api'
-import { detail, formatUptime, LIVE_STATES, processLabel, stateTone } from './format'
+import { detail, formatBytes, formatCpu, formatUptime, LIVE_STATES, processLabel, stateTone } from './format'
 
 export interface TableProps {
   processes: ProcessInfo[]
@@ -31,6 +31,8 @@ export function ProcessTable({ processes, age, onAction, logsOf, onLogs, offline
           <th scope="col" class="num">PID</th>
           <th scope="col" class="num">Uptime</th>
           <th scope="col" class="num">Restarts</th>
+          <th scope="col" class="num">Memory</th>
+          <th scope="col" class="num">CPU</th>
           <th scope="col">Last exit / status</th>
           <th scope="col" class="actions-head">
             <span class="sr-only">Actions</span>
@@ -133,6 +135,12 @@ function ProcessRow({ label, process, age, onAction, logsOpen, onLogs, offline }
         <td class="num restarts" data-label="Restarts">
           {process.restarts}
         </td>
+        <td class="num mem" data-label="Memory">
+          {formatBytes(process.memory_bytes)}
+        </td>
+        <td class="num cpu" data-label="CPU">
+          {formatCpu(process.cpu_secs)}
+        </td>
         <td class={`detail${shownDetail === '-' ? ' none' : ''}`} data-label="Last exit / status">
           {shownDetail}
         </td>
@@ -172,7 +180,7 @@ function ProcessRow({ label, process, age, onAction, logsOpen, onLogs, offline }
       </tr>
       {note && (
         <tr class={`note ${note.kind}`}>
-          <td colSpan={7} role={note.kind === 'error' ? 'alert' : 'status'}>
+          <td colSpan={9} role={note.kind === 'error' ? 'alert' : 'status'}>
             {note.lines.map((line, i) => (
               <div key={i}>{line}</div>
             ))}

@@ -18,6 +18,9 @@ export interface ProcessInfo {
   last_exit: string | null
   next_start_secs: number | null
   status_text: string | null
+  /** Resident memory and CPU time of its process group; null when nothing runs (absent from older daemons). */
+  memory_bytes?: number | null
+  cpu_secs?: number | null
 }
 
 export interface Status {

@@ -15,6 +15,24 @@ export function formatUptime(secs: number | null | undefined): string {
   return `${Math.floor(s / 86400)}d${pad(Math.floor(s / 3600) % 24)}h`
 }
 
+/** 980K, 9.5M, 120M, 1.2G: the CLI's MEM column. */
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes == null || !(bytes >= 0)) return '-'
+  const kib = Math.floor(bytes / 1024)
+  if (kib < 1024) return `${kib}K`
+  const [tenths, unit] = kib < 1048576 ? [Math.floor((kib * 10) / 1024), 'M'] : [Math.floor((kib * 10) / 1048576), 'G']
+  return tenths < 100 ? `${Math.floor(tenths / 10)}.${tenths % 10}${unit}` : `${Math.floor(tenths / 10)}${unit}`
+}
+
+/** 0.25s, 12.3s, then as uptimes: the CLI's CPU column, which is narrower. */
+export function formatCpu(secs: number | null | undefined): string {
+  if (secs == null || !(secs >= 0)) return '-'
+  const ms = Math.round(secs * 1000)
+  if (ms < 10_000) return `${Math.floor(ms / 1000)}.${pad(Math.floor((ms % 1000) / 10))}s`
+  if (ms < 100_000) return `${Math.floor(ms / 1000)}.${Math.floor((ms % 1000) / 100)}s`
+  return formatUptime(ms / 1000)
+}
+
 /**
  * The label a row is shown and addressed by: `web` for the only instance of
  * a service, `web:1` where a service has several instances (as the CLI).

@@ -18,9 +18,9 @@ function table(processes = [proc()], onAction = vi.fn(async (_l: string, _a: Act
 const row = (label: string) => document.querySelector<HTMLElement>(`tbody[data-process="${label}"]`)!
 
 describe('ProcessTable', () => {
-  it('renders every state with its badge, pid, uptime, restarts and last exit', () => {
+  it('renders every state with its badge, pid, uptime, restarts, memory, CPU and last exit', () => {
     table([
-      proc({ name: 'web', state: 'running', pid: 4242, uptime_secs: 192, restarts: 2 }),
+      proc({ name: 'web', state: 'running', pid: 4242, uptime_secs: 192, restarts: 2, memory_bytes: 9_961_472, cpu_secs: 1.5 }),
       proc({ name: 'db', state: 'fatal', pid: null, uptime_secs: null, last_exit: 'exit 1' }),
       proc({ name: 'cron', state: 'backoff', pid: null, uptime_secs: null, next_start_secs: 4, last_exit: 'signal 9 (KILL)' }),
       proc({ name: 'queue', state: 'starting', pid: 77, uptime_secs: 3, status_text: 'loading' }),
@@ -30,11 +30,14 @@ describe('ProcessTable', () => {
     expect(web.getByText('4242')).toBeTruthy()
     expect(web.getByText('3m12s')).toBeTruthy()
     expect(web.getByText('2')).toBeTruthy()
+    expect(row('web').querySelector('.mem')!.textContent).toBe('9.5M')
+    expect(row('web').querySelector('.cpu')!.textContent).toBe('1.50s')
 
     const db = within(row('db'))
     expect(db.getByText('fatal').className).toContain('badge bad')
     expect(db.getByText('exit 1')).toBeTruthy()
     expect(row('db').querySelector('.pid')!.textContent).toBe('-')
+    expect(row('db').querySelector('.mem')!.textContent).toBe('-')
 
     expect(within(row('cron')).getByText('backoff').className).toContain('badge warn')
     expect(within(row('cron')).getByText('restart in 4s · last: signal 9 (KILL)')).toBeTruthy()

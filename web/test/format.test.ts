@@ -1,7 +1,8 @@
 // The formatters: the uptime forms the CLI also prints, labels, and tones.
 
 import { describe, expect, it } from 'vitest'
-import { detail, formatUptime, processLabel, stateTone } from '../src/format'
+import { detail, formatBytes, formatCpu, formatUptime, processLabel, stateTone } from '../src/format'
+import type { ProcessInfo } from '../src/api'
 import { proc as process } from './helpers'
 
 describe('formatUptime', () => {
@@ -30,6 +31,27 @@ describe('formatUptime', () => {
     expect(formatUptime(undefined)).toBe('-')
     expect(formatUptime(-1)).toBe('-')
     expect(formatUptime(Number.NaN)).toBe('-')
+  })
+})
+
+describe('formatBytes and formatCpu', () => {
+  it('shows memory in at most five characters, as the CLI does', () => {
+    expect([0, 1023 * 1024, 1024 * 1024, 9_961_472, 120 * 2 ** 20, 1288 * 2 ** 20, 5 * 2 ** 40].map(formatBytes)).toEqual([
+      '0K',
+      '1023K',
+      '1.0M',
+      '9.5M',
+      '120M',
+      '1.2G',
+      '5120G',
+    ])
+    expect(formatBytes(null)).toBe('-')
+    expect(formatBytes(undefined)).toBe('-')
+  })
+
+  it('shows CPU time with hundredths, then tenths, then as uptimes', () => {
+    expect([0.25, 12.345, 754].map(formatCpu)).toEqual(['0.25s', '12.3s', '12m34s'])
+    expect(formatCpu(null)).toBe('-')
   })
 })
 

@@ -14,6 +14,8 @@ export const proc = (over: Partial<ProcessInfo> = {}): ProcessInfo => ({
   last_exit: null,
   next_start_secs: null,
   status_text: null,
+  memory_bytes: null,
+  cpu_secs: null,
   ...over,
 })
 

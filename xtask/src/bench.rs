@@ -252,8 +252,9 @@ impl Bench<'_> {
             format!(
                 "Idle cost: voluntary + nonvoluntary context switches (/proc/PID/task/*/status) and utime + stime \
                  (/proc/PID/stat) of the supervisor's processes over {} s, not strace (a process asleep in poll(2) \
-                 gains no context switch, and ptrace would add its own). Adopted: the daemon was SIGKILLed and started \
-                 again, and took the running services over.",
+                 gains no context switch, and ptrace would add its own). Ours listens on `[web]` and is scraped \
+                 (`GET /metrics`) just before the window, so the window is the time between two scrapes. Adopted: the \
+                 daemon was SIGKILLed and started again, and took the running services over.",
                 s.idle.as_secs()
             ),
             "Memory: Rss and Pss of /proc/PID/smaps_rollup, summed over the supervisor's processes: ours = the daemon \
@@ -267,7 +268,8 @@ impl Bench<'_> {
             format!(
                 "Control: whole CLI commands, timed from spawn to exit, median of {} runs. Start: with `min_uptime = 0` a \
                  started service is `running` at once; from launching `start` to the last service's own timestamp, and \
-                 to the first `status --json` showing all running. Reload: one service's args edited, median of {} \
+                 to the first `status --json` showing all running. `GET /metrics`: one HTTP request on a new loopback \
+                 connection, from connect to the last byte, median of as many runs. Reload: one service's args edited, median of {} \
                  reloads. Peers' status: `sv status DIR...`, `s6-svstat` on each dir from one sh loop, `supervisorctl \
                  status`.",
                 s.status_runs, s.reloads
@@ -467,6 +469,13 @@ impl Bench<'_> {
             let ms = cli_median(|| fleet.status_command(true), runs)?;
             let label = format!("status --json, {n} services");
             self.report.num(CONTROL, &format!("ctl.json.{n}"), &label, Unit::Ms, column, ms);
+            let mut samples = Vec::new();
+            for _ in 0..runs {
+                samples.push(fleet.scrape()?.1.as_secs_f64() * 1e3);
+            }
+            samples.sort_by(f64::total_cmp);
+            let label = format!("GET /metrics, {n} services");
+            self.report.num(CONTROL, &format!("ctl.metrics.{n}"), &label, Unit::Ms, column, percentile(&samples, 50));
         }
         Ok(())
     }
@@ -512,6 +521,11 @@ impl Bench<'_> {
         };
         let mut before = Vec::new();
         for fleet in fleets {
+            // A scrape just before the window: what follows is the time
+            // between two scrapes.
+            if matches!(fleet.kind, Kind::Ours { .. }) {
+                fleet.scrape()?;
+            }
             let pids = fleet.supervisors();
             let counters =
                 sample(&pids).ok_or(format!("bench: {}: a supervisor process vanished", fleet.dir.display()))?;

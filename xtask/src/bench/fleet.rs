@@ -109,6 +109,8 @@ pub struct Fleet {
     pub kind: Kind,
     pub dir: PathBuf,
     pub n: usize,
+    /// Our daemon's web listener (on 127.0.0.1), which /metrics is timed on.
+    pub web_port: u16,
     /// Our daemon's binary: the fleet's own copy.
     bin: PathBuf,
     children: Vec<Child>,
@@ -122,7 +124,9 @@ impl Fleet {
         // Each fleet runs its own copy of our binary: PSS splits the pages
         // of a file among every process that maps it, so a test or another
         // fleet running the same file would make the daemon look smaller.
-        let fleet = Fleet { kind, bin: dir.join(bin.file_name().unwrap()), dir, n, children: Vec::new() };
+        // A port that was free a moment ago: the kernel's pick for port 0.
+        let web_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port());
+        let fleet = Fleet { kind, bin: dir.join(bin.file_name().unwrap()), dir, n, web_port, children: Vec::new() };
         let written = fleet.write().and_then(|()| fs::copy(bin, &fleet.bin).map(drop));
         written.map_err(|e| format!("bench: {}: {e}", fleet.dir.display()))?;
         Ok(fleet)
@@ -184,7 +188,8 @@ impl Fleet {
         let dir = self.dir.display();
         let mut toml = format!(
             "# Written by `cargo xtask bench`.\n[daemon]\npid_file = \"{dir}/daemon.pid\"\n\
-             log_file = \"{dir}/daemon.log\"\n"
+             log_file = \"{dir}/daemon.log\"\n\n[web]\nlisten = \"127.0.0.1:{}\"\n",
+            self.web_port
         );
         let Kind::Ours { capture, crash } = self.kind else { unreachable!("ours_toml of {:?}", self.kind) };
         for i in 0..self.n {
@@ -345,6 +350,25 @@ impl Fleet {
     pub fn supervisors(&self) -> Vec<(u32, &'static str)> {
         let dir = self.dir.to_string_lossy();
         proc::tagged(&dir, false).into_iter().filter_map(|pid| Some((pid, self.kind.supervisor_role(pid)?))).collect()
+    }
+
+    /// One `GET /metrics` from our daemon, and how long it took to arrive
+    /// whole.
+    pub fn scrape(&self) -> Result<(String, Duration), String> {
+        let what = |e: std::io::Error| format!("bench: GET /metrics on 127.0.0.1:{}: {e}", self.web_port);
+        let began = std::time::Instant::now();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.web_port)).map_err(what)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(what)?;
+        let request =
+            format!("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", self.web_port);
+        std::io::Write::write_all(&mut stream, request.as_bytes()).map_err(what)?;
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).map_err(what)?;
+        let took = began.elapsed();
+        if !response.starts_with("HTTP/1.1 200 ") || !response.contains("mi7soft_service_up{") {
+            return Err(format!("bench: GET /metrics: {}", response.lines().next().unwrap_or("no answer")));
+        }
+        Ok((response, took))
     }
 
     /// A command of our CLI against this fleet's daemon.
