@@ -460,7 +460,7 @@ mod tests {
         let rows = [info(name, 0, "running", None), info(name, 12, "running", None)];
         let table = table(&rows, 80, false);
         let labels: Vec<&str> = table.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect();
-        assert_eq!(labels, ["a-very-long-service-n~:0", "a-very-long-service-~:12"], "{table}");
+        assert_eq!(labels, ["a-very-long-servi~:0", "a-very-long-serv~:12"], "{table}");
         assert_eq!(fit_label("short:1", 24), "short:1");
         assert_eq!(fit_label(name, 24), "a-very-long-service-nam~");
     }
