@@ -31,6 +31,7 @@ mod holder;
 pub mod http;
 pub mod json;
 mod msg;
+mod oneshot;
 mod pidfile;
 mod procfs;
 pub mod sdnotify;

@@ -1,6 +1,7 @@
 // The formatters: the uptime forms the CLI also prints, labels, and tones.
 
 import { describe, expect, it } from 'vitest'
+import type { ProcessInfo } from '../src/api'
 import { detail, formatUptime, processLabel, stateTone } from '../src/format'
 import { proc as process } from './helpers'
 
@@ -46,10 +47,10 @@ describe('processLabel', () => {
 
 describe('stateTone and detail', () => {
   it('gives every state a colour', () => {
-    const tones = ['running', 'starting', 'waiting', 'stopping', 'backoff', 'stopped', 'exited', 'fatal'].map((s) =>
-      stateTone(s as ProcessInfo['state']),
+    const tones = ['running', 'starting', 'waiting', 'stopping', 'backoff', 'stopped', 'exited', 'done', 'fatal'].map(
+      (s) => stateTone(s as ProcessInfo['state']),
     )
-    expect(tones).toEqual(['ok', 'busy', 'busy', 'warn', 'warn', 'idle', 'idle', 'bad'])
+    expect(tones).toEqual(['ok', 'busy', 'busy', 'warn', 'warn', 'idle', 'idle', 'ok', 'bad'])
   })
   it('prefers the status text and says when a backoff ends', () => {
     expect(detail(process(), null)).toBe('-')
