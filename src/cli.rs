@@ -206,6 +206,11 @@ impl Raw {
 
 /// Runs the program; returns the exit status.
 pub fn main() -> i32 {
+    // Internal: a oneshot's waiter (see oneshot.rs), whose arguments after
+    // `--` are the program's own and must not be parsed as ours.
+    if std::env::args_os().nth(1).is_some_and(|word| word == "oneshot-wait") {
+        return crate::oneshot::main(std::env::args().skip(2).collect());
+    }
     let (config_arg, command) = match parse(std::env::args_os().skip(1)) {
         Ok(parsed) => parsed,
         Err(e) => {

@@ -33,6 +33,7 @@ pub mod json;
 #[cfg(feature = "web")]
 mod metrics;
 mod msg;
+mod oneshot;
 mod pidfile;
 mod procfs;
 pub mod sdnotify;

@@ -61,6 +61,10 @@ pub enum State {
     Backoff,
     /// Exited and the policy says not to restart.
     Exited,
+    /// A oneshot that exited with a success code: its work is done, and it
+    /// counts as ready for its dependents. Only `restart` (or a changed
+    /// definition) runs it again.
+    Done,
     /// Started too often; left alone until the user asks again.
     Fatal,
 }
@@ -76,6 +80,7 @@ impl State {
             State::Stopping { .. } | State::Draining { .. } => "stopping",
             State::Backoff => "backoff",
             State::Exited => "exited",
+            State::Done => "done",
             State::Fatal => "fatal",
         }
     }
@@ -85,7 +90,13 @@ impl State {
         match self {
             State::Running { pid, .. } | State::Stopping { pid, .. } => Some(pid),
             State::Draining { pgid, .. } => Some(pgid),
-            State::Stopped | State::Waiting | State::Spawning | State::Backoff | State::Exited | State::Fatal => None,
+            State::Stopped
+            | State::Waiting
+            | State::Spawning
+            | State::Backoff
+            | State::Exited
+            | State::Done
+            | State::Fatal => None,
         }
     }
 
@@ -99,6 +110,7 @@ impl State {
             | State::Spawning
             | State::Backoff
             | State::Exited
+            | State::Done
             | State::Fatal => None,
         }
     }
@@ -108,9 +120,10 @@ impl State {
         self.pid().is_some()
     }
 
-    /// Running and ready: what dependents and `start-process` wait for.
+    /// Running and ready, or a oneshot that is done: what dependents and
+    /// `start-process` wait for.
     pub fn is_ready(self) -> bool {
-        matches!(self, State::Running { ready: true, .. })
+        matches!(self, State::Running { ready: true, .. } | State::Done)
     }
 }
 
@@ -244,6 +257,11 @@ impl Service {
                 self.want = Want::Up;
                 vec![]
             }
+            (Done, Event::Start { .. }) => {
+                // Its work is done; `restart` (a stop first) runs it again.
+                self.want = Want::Up;
+                vec![]
+            }
             (Draining { pgid, since, exit, .. }, Event::Start { .. }) => {
                 self.want = Want::Up;
                 self.state = Draining { pgid, since, exit, requested: true };
@@ -272,7 +290,7 @@ impl Service {
                 self.want = Want::Down;
                 vec![]
             }
-            (Waiting | Backoff, Event::Stop) => {
+            (Waiting | Backoff | Done, Event::Stop) => {
                 self.want = Want::Down;
                 self.state = Stopped;
                 self.deadline = None;
@@ -284,11 +302,12 @@ impl Service {
                     Ready::Uptime => self.policy.min_uptime,
                     Ready::Notify | Ready::Probe(_) => self.policy.ready_timeout,
                 };
-                let ready = self.policy.ready == Ready::Uptime && wait.is_zero();
+                // A oneshot is ready when it is done, not while it runs.
+                let ready = self.policy.ready == Ready::Uptime && wait.is_zero() && !self.policy.oneshot;
                 self.state = Running { pid, since: now, ready };
                 self.run_was_ready = ready;
                 self.group = pid;
-                self.deadline = (!ready).then(|| now + wait);
+                self.deadline = (!ready && !self.policy.oneshot).then(|| now + wait);
                 if self.want == Want::Down {
                     // A stop arrived while the spawn was in flight.
                     return self.step(Event::Stop, now);
@@ -311,6 +330,11 @@ impl Service {
                 if let Some(watchdog) = self.policy.watchdog {
                     self.deadline = Some(now + watchdog);
                 }
+                vec![]
+            }
+            (Running { ready: false, .. }, Event::Deadline) if self.policy.oneshot => {
+                // A oneshot has no deadline while it runs; a stale one is moot.
+                self.deadline = None;
                 vec![]
             }
             (Running { pid, since, ready: false }, Event::Deadline) => match self.policy.ready {
@@ -399,22 +423,36 @@ impl Service {
             // spawn in flight, an exit with no main process, a stale
             // deadline, a notification from a process that is not up.
             (
-                Stopped | Waiting | Running { .. } | Stopping { .. } | Draining { .. } | Backoff | Exited | Fatal,
+                Stopped
+                | Waiting
+                | Running { .. }
+                | Stopping { .. }
+                | Draining { .. }
+                | Backoff
+                | Exited
+                | Done
+                | Fatal,
                 Event::Spawned(_) | Event::SpawnFailed(_),
             )
-            | (Stopped | Waiting | Spawning | Draining { .. } | Backoff | Exited | Fatal, Event::Exited { .. })
             | (
-                Stopped | Waiting | Spawning | Running { .. } | Stopping { .. } | Backoff | Exited | Fatal,
+                Stopped | Waiting | Spawning | Draining { .. } | Backoff | Exited | Done | Fatal,
+                Event::Exited { .. },
+            )
+            | (
+                Stopped | Waiting | Spawning | Running { .. } | Stopping { .. } | Backoff | Exited | Done | Fatal,
                 Event::GroupGone,
             )
-            | (Stopped | Waiting | Spawning | Exited | Fatal, Event::Deadline)
+            | (Stopped | Waiting | Spawning | Exited | Done | Fatal, Event::Deadline)
             | (Running { ready: true, .. }, Event::Ready)
             | (Running { ready: false, .. }, Event::Ping)
             | (
-                Stopped | Waiting | Spawning | Stopping { .. } | Draining { .. } | Backoff | Exited | Fatal,
+                Stopped | Waiting | Spawning | Stopping { .. } | Draining { .. } | Backoff | Exited | Done | Fatal,
                 Event::Ready | Event::Ping | Event::Unhealthy(_),
             )
-            | (Stopped | Waiting | Spawning | Draining { .. } | Backoff | Exited | Fatal, Event::MainPid { .. }) => {
+            | (
+                Stopped | Waiting | Spawning | Draining { .. } | Backoff | Exited | Done | Fatal,
+                Event::MainPid { .. },
+            ) => {
                 vec![]
             }
         }
@@ -433,6 +471,7 @@ impl Service {
             | State::Running { .. }
             | State::Backoff
             | State::Exited
+            | State::Done
             | State::Fatal => None,
         }
     }
@@ -490,6 +529,12 @@ impl Service {
                 true
             }
         };
+        if self.policy.oneshot && !failed {
+            // The task did its work: done, and its dependents may start.
+            self.state = State::Done;
+            self.n_quick_failures = 0;
+            return vec![];
+        }
         let restart = self.want == Want::Up
             && match self.policy.restart {
                 Restart::Always => true,
@@ -513,6 +558,10 @@ impl Service {
     /// seen in the same pass as that deadline, before it, still counts as
     /// a run of min_uptime).
     fn failed_start(&self, since: Instant, now: Instant) -> bool {
+        if self.policy.oneshot {
+            // A oneshot that failed never became ready (done is ready).
+            return true;
+        }
         let became_ready = self.run_was_ready || self.policy.ready == Ready::Uptime;
         !became_ready || now.saturating_duration_since(since) < self.policy.min_uptime
     }
@@ -998,6 +1047,83 @@ mod tests {
         s.step(Event::Stop, now);
         assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![]);
         assert_eq!(s.step(exited(ExitStatus::Signal(15)), now), vec![Action::Spawn]);
+    }
+
+    fn oneshot() -> Policy {
+        Policy { oneshot: true, restart: Restart::OnFailure, ..Policy::default() }
+    }
+
+    #[test]
+    fn a_oneshot_is_done_after_a_successful_exit_and_only_a_restart_runs_it_again() {
+        let now = Instant::now();
+        let mut s = running_with(oneshot(), now);
+        assert_eq!((s.state.is_ready(), s.state.name(), s.deadline), (false, "starting", None), "no uptime readiness");
+        assert_eq!(s.step(Event::Deadline, now + 5 * SECOND), vec![], "no deadline while it runs");
+        assert!(!s.state.is_ready());
+        assert_eq!(s.step(exited(ExitStatus::Code(0)), now + 10 * SECOND), vec![]);
+        assert_eq!((s.state, s.state.name(), s.state.pid(), s.deadline), (State::Done, "done", None, None));
+        assert!(s.state.is_ready(), "done counts as ready for dependents");
+        assert_eq!(s.last_exit.as_deref(), Some("exit 0"));
+        // Asked to start again, it stays done; a restart (stop, then start) runs it.
+        assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![]);
+        assert_eq!(s.step(Event::Deadline, now), vec![]);
+        assert_eq!(s.state, State::Done);
+        assert_eq!(s.step(Event::Stop, now), vec![]);
+        assert_eq!((s.state, s.want), (State::Stopped, Want::Down));
+        assert_eq!(s.step(Event::Start { deps_ready: true }, now), vec![Action::Spawn]);
+        // Any code of success_exit_codes is a success.
+        let mut s = running_with(Policy { success_exit_codes: vec![0, 7], ..oneshot() }, now);
+        s.step(exited(ExitStatus::Code(7)), now);
+        assert_eq!(s.state, State::Done);
+    }
+
+    #[test]
+    fn a_failing_oneshot_backs_off_however_long_it_ran_then_is_fatal() {
+        let policy = Policy { start_limit_burst: 3, start_limit_interval: Duration::from_secs(600), ..oneshot() };
+        let mut now = Instant::now();
+        let mut s = running_with(policy, now);
+        for n in 0..3 {
+            now += 100 * SECOND;
+            assert_eq!(s.step(exited(ExitStatus::Code(1)), now), vec![], "run {n}");
+            assert_eq!(s.state, State::Backoff, "a failed oneshot never became ready: run {n}");
+            now = s.deadline.unwrap();
+            if n < 2 {
+                assert_eq!(s.step(Event::Deadline, now), vec![Action::Spawn]);
+                s.step(Event::Spawned(42), now);
+            }
+        }
+        assert_eq!(s.step(Event::Deadline, now), vec![]);
+        assert_eq!(s.state, State::Fatal);
+        // A signal, or an end nobody saw, is a failure too.
+        for status in [ExitStatus::Signal(libc::SIGKILL), ExitStatus::Unknown] {
+            let mut s = running_with(oneshot(), now);
+            s.step(exited(status), now);
+            assert_eq!(s.state, State::Backoff, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_oneshot_that_left_workers_is_done_once_they_are_gone() {
+        let now = Instant::now();
+        let mut s = running_with(oneshot(), now);
+        let exit = Event::Exited { status: ExitStatus::Code(0), group_alive: true };
+        assert_eq!(s.step(exit, now)[0], Action::Signal(42, libc::SIGTERM));
+        assert!(!s.state.is_ready(), "not done while its workers live");
+        assert_eq!(s.step(Event::GroupGone, now), vec![]);
+        assert_eq!(s.state, State::Done);
+    }
+
+    #[test]
+    fn a_oneshot_with_restart_never_is_exited_after_a_failure_and_a_stopped_one_is_stopped() {
+        let now = Instant::now();
+        let mut s = running_with(Policy { restart: Restart::Never, ..oneshot() }, now);
+        s.step(exited(ExitStatus::Code(2)), now);
+        assert_eq!(s.state, State::Exited);
+        assert!(!s.state.is_ready());
+        let mut s = running_with(oneshot(), now);
+        s.step(Event::Stop, now);
+        s.step(exited(ExitStatus::Signal(libc::SIGTERM)), now);
+        assert_eq!(s.state, State::Stopped);
     }
 
     #[test]

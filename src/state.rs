@@ -64,10 +64,12 @@ pub enum Phase {
     Stopping,
     Backoff,
     Exited,
+    /// A oneshot that finished its work (no process).
+    Done,
     Fatal,
 }
 
-const PHASES: [(Phase, &str); 8] = [
+const PHASES: [(Phase, &str); 9] = [
     (Phase::Stopped, "stopped"),
     (Phase::Waiting, "waiting"),
     (Phase::Starting, "starting"),
@@ -75,6 +77,7 @@ const PHASES: [(Phase, &str); 8] = [
     (Phase::Stopping, "stopping"),
     (Phase::Backoff, "backoff"),
     (Phase::Exited, "exited"),
+    (Phase::Done, "done"),
     (Phase::Fatal, "fatal"),
 ];
 

@@ -215,7 +215,7 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
         let line = fit(&line, width);
         if colour {
             let code = match p.state.as_str() {
-                "running" => "32",
+                "running" | "done" => "32",
                 "stopping" | "starting" | "backoff" => "33",
                 "fatal" => "31",
                 _ => "2",

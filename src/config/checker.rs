@@ -28,12 +28,15 @@ pub(super) struct Checker<'a> {
     pub(super) text: &'a str,
     pub(super) base: &'a Path,
     pub(super) problems: Vec<Problem>,
+    /// The file's name in messages when it is an included one; `None` for
+    /// the main config (named by `ConfigError::file`).
+    pub(super) file: Option<String>,
 }
 
 impl Checker<'_> {
     pub(super) fn report(&mut self, span: Option<std::ops::Range<usize>>, message: String) {
         let (line, column) = span.map_or((1, 1), |s| line_col(self.text, s.start));
-        self.problems.push(Problem { line, column, message });
+        self.problems.push(Problem { file: self.file.clone(), line, column, message });
     }
 
     /// A program to run: a relative path with a slash means "relative to

@@ -16,6 +16,7 @@ pub(super) const DAEMON_KEYS: &[&str] = &[
     "subreaper",
     "control_group",
     "control_group_commands",
+    "include",
 ];
 const WEB_KEYS: &[&str] = &["listen", "token", "token_file"];
 
@@ -58,7 +59,9 @@ impl Checker<'_> {
                 format!("{cx}control_group_commands: needs control_group"),
             );
         }
+        let include = self.include(table, cx);
         DaemonSettings {
+            include,
             pid_file,
             log_file,
             check_interval,
@@ -68,6 +71,28 @@ impl Checker<'_> {
             control_group,
             control_group_commands,
         }
+    }
+
+    /// `include = "conf.d/*.toml"` or an array of such globs; wildcards
+    /// (`*`, `?`, `[...]`) only in the last component. The files are read
+    /// by `config::parse`, never by a client.
+    fn include(&mut self, table: TableRef<'_>, cx: &str) -> Vec<String> {
+        let patterns = match table.get("include") {
+            None => return Vec::new(),
+            Some(item) if item.is_str() => self.string(table, "include", cx).into_iter().collect(),
+            Some(_) => self.strings(table, "include", cx).unwrap_or_default(),
+        };
+        for pattern in &patterns {
+            let (dir, _) = super::include::split(pattern);
+            if pattern.is_empty() || pattern.ends_with('/') || super::include::has_wildcard(dir) {
+                self.report(
+                    value_span(table, "include"),
+                    format!("{cx}include: {pattern:?}: give files such as \"conf.d/*.toml\" (wildcards only in the file name)"),
+                );
+                return Vec::new();
+            }
+        }
+        patterns
     }
 
     /// The `[web]` table.

@@ -19,6 +19,7 @@
 
 mod checker;
 mod daemon;
+mod include;
 mod paths;
 mod processes;
 
@@ -86,6 +87,9 @@ pub struct WebSettings {
 /// The `[daemon]` table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DaemonSettings {
+    /// Globs of drop-in files holding more `[[processes]]`, relative to the
+    /// config's directory, as written.
+    pub include: Vec<String>,
     pub pid_file: PathBuf,
     pub log_file: Option<PathBuf>,
     pub check_interval: u32,
@@ -157,6 +161,10 @@ impl ServiceDef {
         // sink itself (file, rotation, syslog) changes live.
         if self.capture.is_some() {
             extra.push_str(" captured");
+        }
+        // A oneshot runs under a waiter (see `daemon::oneshot`).
+        if self.policy.oneshot {
+            extra.push_str(" oneshot");
         }
         if let Some(c) = &self.credentials {
             let _ = write!(extra, " uid={} gid={} groups={:?}", c.uid, c.gid, c.groups);
@@ -236,6 +244,9 @@ pub struct Policy {
     pub ready_timeout: Duration,
     /// With `WATCHDOG=1` pings: the longest silence before a restart.
     pub watchdog: Option<Duration>,
+    /// `type = "oneshot"`: a task that runs to completion; a successful
+    /// exit leaves it `done`, which counts as ready for its dependents.
+    pub oneshot: bool,
 }
 
 /// How a started process is judged ready.
@@ -287,6 +298,7 @@ impl Default for Policy {
             ready: Ready::Uptime,
             ready_timeout: Duration::from_secs(60),
             watchdog: None,
+            oneshot: false,
         }
     }
 }
@@ -294,6 +306,8 @@ impl Default for Policy {
 /// One problem in a config file, located at a line and column.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Problem {
+    /// The included file it is in; `None`: the main config.
+    pub file: Option<String>,
     pub line: usize,
     pub column: usize,
     pub message: String,
@@ -312,10 +326,11 @@ impl fmt::Display for ConfigError {
             if i > 0 {
                 writeln!(f)?;
             }
+            let file = p.file.as_deref().unwrap_or(&self.file);
             if p.line == 0 {
-                write!(f, "{}: {}", self.file, p.message)?;
+                write!(f, "{file}: {}", p.message)?;
             } else {
-                write!(f, "{}:{}:{}: {}", self.file, p.line, p.column, p.message)?;
+                write!(f, "{file}:{}:{}: {}", p.line, p.column, p.message)?;
             }
         }
         Ok(())
@@ -335,7 +350,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 fn read(path: &Path) -> Result<(String, PathBuf), ConfigError> {
     let fail = |e: std::io::Error| ConfigError {
         file: path.display().to_string(),
-        problems: vec![Problem { line: 0, column: 0, message: crate::msg::io_error(&e) }],
+        problems: vec![Problem { file: None, line: 0, column: 0, message: crate::msg::io_error(&e) }],
     };
     let text = std::fs::read_to_string(path).map_err(fail)?;
     let absolute = std::path::absolute(path).map_err(fail)?;
@@ -349,6 +364,7 @@ fn parse_toml(text: &str) -> Result<Document<&str>, Problem> {
         // toml_edit's message spans several lines with a caret diagram; the
         // first line of its own message is the part worth showing.
         Problem {
+            file: None,
             line,
             column,
             message: format!("invalid TOML: {}", e.message().lines().next().unwrap_or("syntax error").trim()),
@@ -382,27 +398,74 @@ pub fn load_daemon_settings(path: &Path) -> Result<DaemonSettings, ConfigError> 
         .collect::<Vec<&str>>()
         .join("\n");
     let doc = parse_toml(&text).map_err(|problem| error(vec![problem]))?;
-    let mut cx = Checker { text: &text, base: absolute.parent().unwrap_or(Path::new("/")), problems: Vec::new() };
+    let base = absolute.parent().unwrap_or(Path::new("/"));
+    let mut cx = Checker { text: &text, base, problems: Vec::new(), file: None };
     let settings = cx.daemon(doc.as_table().get_key_value("daemon"));
     if cx.problems.is_empty() { Ok(settings) } else { Err(error(cx.problems)) }
 }
 
-/// Checks `text` as if read from `path` (absolute), which anchors relative paths.
+/// Checks `text` as if read from `path` (absolute), which anchors relative
+/// paths, with the files its `[daemon] include` names.
 pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     let doc = parse_toml(text).map_err(|problem| vec![problem])?;
     let base = path.parent().unwrap_or(Path::new("/"));
-    let mut cx = Checker { text, base, problems: Vec::new() };
+    let mut cx = Checker { text, base, problems: Vec::new(), file: None };
     let root = doc.as_table();
     cx.unknown_keys(root.into(), TOP_KEYS, "");
 
     let daemon = cx.daemon(root.get_key_value("daemon"));
-    let services = cx.services(root.get_key_value("processes"));
+    let main_defs = cx.services(root.get_key_value("processes"));
     let web = cx.web(root.get_key_value("web"));
-    if cx.problems.is_empty() {
-        Ok(Config { path: path.to_path_buf(), daemon, services, web })
-    } else {
-        Err(cx.problems)
+    // The drop-ins: found, then read, then each checked like the main
+    // file's [[processes]], and all of them checked together.
+    let (files, mut problems) = include::read(base, path, &daemon.include);
+    if !problems.is_empty() {
+        let span = root.get("daemon").and_then(checker::TableRef::of).and_then(|t| checker::value_span(t, "include"));
+        for problem in problems.drain(..) {
+            cx.report(span.clone(), problem);
+        }
     }
+    let mut names = vec![path.display().to_string()];
+    let mut checkers = vec![cx];
+    let mut all = vec![main_defs];
+    // Each document borrows its file's text, which outlives them all.
+    let docs: Vec<Result<Document<&str>, Problem>> = files.iter().map(|f| parse_toml(&f.text)).collect();
+    for (file, doc) in files.iter().zip(docs.iter()) {
+        let shown = file.path.display().to_string();
+        let mut cx = Checker {
+            text: &file.text,
+            base: file.path.parent().unwrap_or(base),
+            problems: Vec::new(),
+            file: Some(shown.clone()),
+        };
+        match doc {
+            Err(problem) => {
+                cx.problems.push(Problem { file: Some(shown.clone()), ..problem.clone() });
+                all.push(Vec::new());
+            }
+            Ok(doc) => {
+                let root = doc.as_table();
+                for name in ["daemon", "web"] {
+                    if let Some((key, _)) = root.get_key_value(name) {
+                        cx.report(
+                            key.span(),
+                            format!(
+                                "[{name}] belongs in the main config {}; an included file holds only [[processes]]",
+                                path.display()
+                            ),
+                        );
+                    }
+                }
+                cx.unknown_keys(root.into(), TOP_KEYS, "");
+                all.push(cx.services(root.get_key_value("processes")));
+            }
+        }
+        names.push(shown);
+        checkers.push(cx);
+    }
+    let services = processes::check_across(&mut checkers, &names, all);
+    let problems: Vec<Problem> = checkers.into_iter().flat_map(|cx| cx.problems).collect();
+    if problems.is_empty() { Ok(Config { path: path.to_path_buf(), daemon, services, web }) } else { Err(problems) }
 }
 
 /// FNV-1a over `parts`, separated, as a stable fingerprint of a definition.
@@ -544,6 +607,83 @@ mod tests {
             ),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_oneshot_refuses_the_keys_of_a_process_that_stays_up() {
+        let p = problems(
+            "[[processes]]\nname = \"t\"\ncommand = \"x\"\ntype = \"oneshot\"\nready = \"notify\"\nwatchdog_sec = 3\nhealth_check = { tcp = \"127.0.0.1:1\" }\nmax_instances = 2\n",
+        );
+        for (at, key) in [("5:1", "ready"), ("6:1", "watchdog_sec"), ("7:1", "health_check"), ("8:1", "max_instances")]
+        {
+            let want = format!("{at}: [[processes]] \"t\": {key}: not allowed with type = \"oneshot\"");
+            assert!(p.iter().any(|line| line.starts_with(&want)), "{want} in {p:?}");
+        }
+        let c = parse(
+            "[[processes]]\nname = \"t\"\ncommand = \"x\"\ntype = \"oneshot\"\nmax_instances = 1\n",
+            Path::new("/d.toml"),
+        )
+        .unwrap();
+        assert!(c.services[0].policy.oneshot);
+        assert_eq!(c.services[0].policy.restart, Restart::OnFailure, "a oneshot retries only failures");
+        let p = problems("[[processes]]\nname = \"t\"\ncommand = \"x\"\ntype = \"oneshot\"\nrestart = \"never\"\n");
+        assert!(p.is_empty(), "{p:?}");
+        let p = problems("[[processes]]\nname = \"t\"\ncommand = \"x\"\ntype = \"oneshoot\"\n");
+        assert!(
+            p[0].contains("type: \"oneshoot\" is not one of \"simple\", \"oneshot\" (did you mean \"oneshot\"?)"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn included_files_add_services_and_are_checked_across_files() {
+        let dir = std::env::temp_dir().join(format!("mi7-include-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        let main = dir.join("daemon.toml");
+        let service = |name: &str, deps: &str| {
+            format!("[[processes]]\nname = \"{name}\"\ncommand = \"x\"\ndepends_on = [{deps}]\n")
+        };
+        std::fs::write(dir.join("conf.d/20-b.toml"), service("b", "\"a\"")).unwrap();
+        std::fs::write(dir.join("conf.d/10-a.toml"), service("a", "\"main\"")).unwrap();
+        std::fs::write(dir.join("conf.d/.10-a.toml.swp"), "garbage").unwrap();
+        std::fs::write(dir.join("conf.d/notes.txt"), "garbage").unwrap();
+        let text = format!("[daemon]\ninclude = [\"conf.d/*.toml\"]\n{}", service("main", ""));
+        let c = parse(&text, &main).unwrap();
+        let names: Vec<&str> = c.services.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["main", "a", "b"], "the main file's first, then the drop-ins in sorted order");
+        // The same name twice: both places named.
+        std::fs::write(dir.join("conf.d/30-dup.toml"), format!("\n{}", service("a", ""))).unwrap();
+        let e = parse(&text, &main).unwrap_err();
+        let shown = ConfigError { file: "daemon.toml".into(), problems: e }.to_string();
+        assert!(
+            shown.contains(
+                "conf.d/30-dup.toml:3:8: [[processes]] \"a\": duplicate name (names must be unique): also defined at "
+            ) && shown.contains("conf.d/10-a.toml:2:8"),
+            "{shown}"
+        );
+        std::fs::remove_file(dir.join("conf.d/30-dup.toml")).unwrap();
+        // Only [[processes]] in a drop-in; syntax errors located in it.
+        std::fs::write(dir.join("conf.d/40-bad.toml"), "[daemon]\npid_file = \"x\"\n").unwrap();
+        let shown = ConfigError { file: "daemon.toml".into(), problems: parse(&text, &main).unwrap_err() }.to_string();
+        assert!(shown.contains("conf.d/40-bad.toml:1:2: [daemon] belongs in the main config"), "{shown}");
+        std::fs::write(dir.join("conf.d/40-bad.toml"), "[[processes]]\nname = \"c\"\ncommand = \n").unwrap();
+        let shown = ConfigError { file: "daemon.toml".into(), problems: parse(&text, &main).unwrap_err() }.to_string();
+        assert!(shown.contains("conf.d/40-bad.toml:3:") && shown.contains("invalid TOML"), "{shown}");
+        std::fs::remove_file(dir.join("conf.d/40-bad.toml")).unwrap();
+        // A pattern matching nothing is fine; a missing directory is not.
+        let none = text.replace("conf.d/*.toml", "conf.d/*.conf");
+        assert_eq!(parse(&none, &main).unwrap().services.len(), 1);
+        let missing = text.replace("conf.d/*.toml", "conf.e/*.toml");
+        let shown =
+            ConfigError { file: "daemon.toml".into(), problems: parse(&missing, &main).unwrap_err() }.to_string();
+        assert!(
+            shown.contains("daemon.toml:2:11: [daemon] include: \"conf.e/*.toml\": ") && shown.contains("conf.e"),
+            "{shown}"
+        );
+        let p = problems("[daemon]\ninclude = \"c*/x.toml\"\n");
+        assert!(p[0].contains("wildcards only in the file name"), "{p:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

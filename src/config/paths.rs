@@ -27,7 +27,7 @@ pub fn problems(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut report = |span: Option<std::ops::Range<usize>>, message: String| {
         let (line, column) = span.map_or((0, 0), |s| line_col(&text, s.start));
-        problems.push(Problem { line, column, message });
+        problems.push(Problem { file: None, line, column, message });
     };
 
     let daemon = root.and_then(|r| r.get("daemon")).and_then(TableRef::of);

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::checker::{Checker, TableRef, did_you_mean, type_name, value_span};
+use super::checker::{Checker, TableRef, did_you_mean, line_col, type_name, value_span};
 use super::{HealthCheck, Policy, Probe, Ready, Restart, ServiceDef, valid_name};
 use toml_edit::{Item, Value};
 
@@ -49,16 +49,23 @@ const SERVICE_KEYS: &[&str] = &[
     "depends_on",
     "restart_dependents",
     "health_check",
+    "type",
 ];
 
 /// Where a service's table puts the things later checks point at.
-struct Spans {
+pub(super) struct Spans {
     name: Option<std::ops::Range<usize>>,
     depends_on: Option<std::ops::Range<usize>>,
 }
 
+/// One file's definitions, each with where its table puts what later
+/// checks point at; checked across every file by [`check_across`].
+pub(super) type Defs = Vec<(ServiceDef, Spans)>;
+
 impl Checker<'_> {
-    pub(super) fn services(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Vec<Rc<ServiceDef>> {
+    /// The `processes` array of tables of one file. Names and `depends_on`
+    /// are checked later, across the main file and every included one.
+    pub(super) fn services(&mut self, entry: Option<(&toml_edit::Key, &Item)>) -> Defs {
         let Some((key, item)) = entry else {
             return Vec::new();
         };
@@ -72,34 +79,12 @@ impl Checker<'_> {
                         None => self.wrong_type(value.span(), "", "processes", "a table", value.type_name()),
                     }
                 }
-                return self.unique(defs);
+                return defs;
             }
             self.wrong_type(key.span(), "", "processes", "[[processes]] tables", type_name(item));
             return Vec::new();
         };
-        let defs = array.iter().filter_map(|t| self.service(t.into(), t.span())).collect();
-        self.unique(defs)
-    }
-
-    /// Reports every name that is used twice, at its second use.
-    fn unique(&mut self, defs: Vec<(ServiceDef, Spans)>) -> Vec<Rc<ServiceDef>> {
-        let mut seen: Vec<&str> = Vec::new();
-        let mut dups = Vec::new();
-        for (def, Spans { name: span, .. }) in &defs {
-            if seen.contains(&def.name.as_str()) {
-                dups.push((
-                    span.clone(),
-                    format!("[[processes]] \"{}\": duplicate name (names must be unique)", def.name),
-                ));
-            }
-            seen.push(&def.name);
-        }
-        for (span, message) in dups {
-            self.report(span, message);
-        }
-        let (defs, spans): (Vec<ServiceDef>, Vec<Spans>) = defs.into_iter().unzip();
-        self.check_dependencies(&defs, &spans);
-        defs.into_iter().map(Rc::new).collect()
+        array.iter().filter_map(|t| self.service(t.into(), t.span())).collect()
     }
 
     /// One `[[processes]]` entry; `None` when it is unusable (problems reported).
@@ -131,6 +116,11 @@ impl Checker<'_> {
         let args = self.strings(table, "args", &cx).unwrap_or_default();
         let working_directory = self.path(table, "working_directory", &cx);
         let mut policy = self.policy(table, &cx);
+        policy.oneshot = self.oneshot(table, &cx);
+        if policy.oneshot && !table.contains_key("restart") && !table.contains_key("auto_restart") {
+            // A task that succeeded is done; only a failure runs it again.
+            policy.restart = Restart::OnFailure;
+        }
         policy.ready = self.ready(table, &cx);
         policy.ready_timeout =
             self.seconds(table, "ready_timeout", &cx, Duration::from_millis(1)).unwrap_or(policy.ready_timeout);
@@ -212,6 +202,37 @@ impl Checker<'_> {
             },
             Spans { name: name_span.clone(), depends_on: value_span(table, "depends_on").or(name_span) },
         ))
+    }
+
+    /// `type = "simple" | "oneshot"`: whether the service is a task that
+    /// runs to completion. The keys about a process that stays up make no
+    /// sense for one and are refused, each by name.
+    fn oneshot(&mut self, table: TableRef<'_>, cx: &str) -> bool {
+        let oneshot = match self.string(table, "type", cx).as_deref() {
+            None | Some("simple") => false,
+            Some("oneshot") => true,
+            Some(other) => {
+                let hint = did_you_mean(other, &["simple", "oneshot"]);
+                self.report(
+                    value_span(table, "type"),
+                    format!("{cx}type: {other:?} is not one of \"simple\", \"oneshot\"{hint}"),
+                );
+                false
+            }
+        };
+        if oneshot {
+            let more_than_one = table.get("max_instances").and_then(Item::as_integer).is_some_and(|n| n > 1);
+            for key in ["ready", "watchdog_sec", "health_check", "max_instances"] {
+                if table.contains_key(key) && (key != "max_instances" || more_than_one) {
+                    let span = table.get_key_value(key).and_then(|(k, _)| k.span());
+                    self.report(
+                        span,
+                        format!("{cx}{key}: not allowed with type = \"oneshot\" (a task that runs to completion)"),
+                    );
+                }
+            }
+        }
+        oneshot
     }
 
     fn policy(&mut self, table: TableRef<'_>, cx: &str) -> Policy {
@@ -392,58 +413,6 @@ impl Checker<'_> {
         Some(HealthCheck { probe, interval, timeout, retries })
     }
 
-    /// Every `depends_on` names a service, and they form no cycle.
-    fn check_dependencies(&mut self, defs: &[ServiceDef], spans: &[Spans]) {
-        for (def, Spans { depends_on: span, .. }) in defs.iter().zip(spans) {
-            for dep in &def.depends_on {
-                if !defs.iter().any(|d| &d.name == dep) {
-                    let hint = did_you_mean(dep, &defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>());
-                    self.report(
-                        span.clone(),
-                        format!("[[processes]] {:?}: depends_on: unknown process {dep:?}{hint}", def.name),
-                    );
-                }
-            }
-        }
-        // Depth-first search; a node met again while on the path closes a cycle.
-        fn visit<'a>(
-            name: &'a str,
-            defs: &'a [ServiceDef],
-            path: &mut Vec<&'a str>,
-            done: &mut Vec<&'a str>,
-        ) -> Option<Vec<&'a str>> {
-            if let Some(at) = path.iter().position(|n| *n == name) {
-                let mut cycle = path[at..].to_vec();
-                cycle.push(name);
-                return Some(cycle);
-            }
-            if done.contains(&name) {
-                return None;
-            }
-            path.push(name);
-            let def = defs.iter().find(|d| d.name == name)?;
-            for dep in &def.depends_on {
-                if let Some(cycle) = visit(dep, defs, path, done) {
-                    return Some(cycle);
-                }
-            }
-            path.pop();
-            done.push(name);
-            None
-        }
-        let mut done = Vec::new();
-        for (def, Spans { depends_on: span, .. }) in defs.iter().zip(spans) {
-            let mut path = Vec::new();
-            if let Some(cycle) = visit(&def.name, defs, &mut path, &mut done) {
-                self.report(
-                    span.clone(),
-                    format!("[[processes]] \"{}\": depends_on: dependency cycle {}", def.name, cycle.join(" -> ")),
-                );
-                return;
-            }
-        }
-    }
-
     /// `user` and `group`, resolved through /etc/passwd and /etc/group.
     fn identity(
         &mut self,
@@ -554,6 +523,105 @@ impl Checker<'_> {
         }
         vars
     }
+}
+
+/// The checks across files: every name is used once (a second use is
+/// reported where it is, naming the first), and every `depends_on` names a
+/// service and closes no cycle. `files[i]` holds the definitions of the
+/// file `checkers[i]` checks, and `names[i]` is that file's name in
+/// messages.
+pub(super) fn check_across(checkers: &mut [Checker<'_>], names: &[String], files: Vec<Defs>) -> Vec<Rc<ServiceDef>> {
+    let mut defs = Vec::new();
+    let mut spans = Vec::new();
+    let mut origins = Vec::new();
+    for (origin, file) in files.into_iter().enumerate() {
+        for (def, span) in file {
+            defs.push(def);
+            spans.push(span);
+            origins.push(origin);
+        }
+    }
+    // Names seen so far, sorted, with the definition that used each first.
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    let mut reports = Vec::new();
+    for (i, def) in defs.iter().enumerate() {
+        match seen.binary_search_by(|(name, _)| (*name).cmp(def.name.as_str())) {
+            Ok(at) => {
+                let first = seen[at].1;
+                let checker = &checkers[origins[first]];
+                let (line, column) = spans[first].name.as_ref().map_or((1, 1), |s| line_col(checker.text, s.start));
+                let place = format!("{}:{line}:{column}", names[origins[first]]);
+                reports.push((
+                    origins[i],
+                    spans[i].name.clone(),
+                    format!(
+                        "[[processes]] \"{}\": duplicate name (names must be unique): also defined at {place}",
+                        def.name
+                    ),
+                ));
+            }
+            Err(at) => seen.insert(at, (def.name.as_str(), i)),
+        }
+    }
+    for (i, message) in dependency_problems(&defs) {
+        reports.push((origins[i], spans[i].depends_on.clone(), message));
+    }
+    for (origin, span, message) in reports {
+        checkers[origin].report(span, message);
+    }
+    defs.into_iter().map(Rc::new).collect()
+}
+
+/// Every `depends_on` names a service, and they form no cycle: the
+/// problems, each with the index of the definition it is about.
+fn dependency_problems(defs: &[ServiceDef]) -> Vec<(usize, String)> {
+    let mut problems = Vec::new();
+    for (i, def) in defs.iter().enumerate() {
+        for dep in &def.depends_on {
+            if !defs.iter().any(|d| &d.name == dep) {
+                let hint = did_you_mean(dep, &defs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>());
+                problems.push((i, format!("[[processes]] {:?}: depends_on: unknown process {dep:?}{hint}", def.name)));
+            }
+        }
+    }
+    // Depth-first search; a node met again while on the path closes a cycle.
+    fn visit<'a>(
+        name: &'a str,
+        defs: &'a [ServiceDef],
+        path: &mut Vec<&'a str>,
+        done: &mut Vec<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        if let Some(at) = path.iter().position(|n| *n == name) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(name);
+            return Some(cycle);
+        }
+        if done.contains(&name) {
+            return None;
+        }
+        path.push(name);
+        let def = defs.iter().find(|d| d.name == name)?;
+        for dep in &def.depends_on {
+            if let Some(cycle) = visit(dep, defs, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.push(name);
+        None
+    }
+    let mut done = Vec::new();
+    for (i, def) in defs.iter().enumerate() {
+        let mut path = Vec::new();
+        if let Some(cycle) = visit(&def.name, defs, &mut path, &mut done) {
+            problems.push((
+                i,
+                format!("[[processes]] \"{}\": depends_on: dependency cycle {}", def.name, cycle.join(" -> ")),
+            ));
+            break;
+        }
+    }
+    problems
 }
 
 /// The address of a `tcp` probe: an IP address and a port, or `localhost`

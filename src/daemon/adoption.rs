@@ -43,6 +43,8 @@ impl Daemon {
                     Phase::Waiting => State::Waiting,
                     Phase::Backoff => State::Backoff,
                     Phase::Exited => State::Exited,
+                    // Never run again by a new daemon: its work is done.
+                    Phase::Done => State::Done,
                     Phase::Fatal => State::Fatal,
                     _ => State::Stopped,
                 };
@@ -51,6 +53,9 @@ impl Daemon {
                 self.restore(&mut slot, record);
                 if state == State::Backoff && slot.service.deadline.is_none() {
                     slot.service.deadline = Some(now);
+                }
+                if state == State::Done && record.fingerprint != def.fingerprint() && !changed.contains(&def.name) {
+                    changed.push(def.name.clone());
                 }
                 self.slots.push(slot);
                 continue;
@@ -115,7 +120,8 @@ impl Daemon {
         for name in changed {
             self.log.info(format_args!("{name}: definition changed while the daemon was down; restarting"));
             for index in self.select(&name).unwrap_or_default() {
-                if self.slots[index].service.state.is_up() && self.slots[index].service.want == Want::Up {
+                let state = self.slots[index].service.state;
+                if (state.is_up() || state == State::Done) && self.slots[index].service.want == Want::Up {
                     self.dispatch(index, Event::Stop, now);
                     self.start(index, now);
                 }
@@ -186,14 +192,20 @@ impl Daemon {
         slot.retired = removed;
         self.slots.push(slot);
         let index = self.slots.len() - 1;
-        let status = ExitStatus::Unknown;
+        // A oneshot's waiter recorded how it ended; anything else ended unseen.
+        let status = match def.policy.oneshot {
+            true => self.oneshot_status(&record.name, record.instance).unwrap_or(ExitStatus::Unknown),
+            false => ExitStatus::Unknown,
+        };
         if survivors {
             self.dispatch(index, Event::Exited { status, group_alive: true }, now);
             return;
         }
         self.dispatch(index, Event::Exited { status, group_alive: false }, now);
-        let service = &mut self.slots[index].service;
-        service.last_exit = Some("ended while the daemon was down".into());
+        if status == ExitStatus::Unknown {
+            let service = &mut self.slots[index].service;
+            service.last_exit = Some("ended while the daemon was down".into());
+        }
     }
 
     /// Whether a record names a live process this daemon's predecessor
@@ -331,6 +343,7 @@ pub(super) fn record_of(slot: &Slot, service: &Service, clock: &Clock) -> Option
         State::Stopping { .. } | State::Draining { .. } => Phase::Stopping,
         State::Backoff => Phase::Backoff,
         State::Exited => Phase::Exited,
+        State::Done => Phase::Done,
         State::Fatal => Phase::Fatal,
     };
     let pid = service.state.pid().unwrap_or(0);

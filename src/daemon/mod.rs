@@ -29,6 +29,7 @@ mod web;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::rc::Rc;
@@ -769,13 +770,33 @@ impl Daemon {
         if self.slots[index].retired {
             return Event::SpawnFailed("removed from the config".into());
         }
-        let env = self.environment(&def, self.slots[index].service.instance);
+        let instance = self.slots[index].service.instance;
+        let env = self.environment(&def, instance);
+        // A oneshot runs under its waiter, which records how it ended (see
+        // oneshot.rs); the status file is made empty for each run.
+        let status_file = match def.policy.oneshot.then(|| self.oneshot_status_file(&def.name, instance)) {
+            None => None,
+            Some(Ok(file)) => Some(file),
+            Some(Err(reason)) => {
+                self.log.error(format_args!("{label}: {reason}"));
+                return Event::SpawnFailed(reason);
+            }
+        };
+        let (program, args) = match &status_file {
+            None => (def.command.clone(), def.args.clone()),
+            Some((exe, file)) => {
+                let mut args = vec!["oneshot-wait".to_string(), file.as_raw_fd().to_string(), "--".into()];
+                args.push(def.command.clone());
+                args.extend(def.args.iter().cloned());
+                (exe.clone(), args)
+            }
+        };
         let cwd = def.working_directory.clone().or_else(|| self.config.path.parent().map(Path::to_path_buf));
         let cwd = cwd.as_deref();
         let limits: Vec<sys::Limit> = def.limits.iter().map(|(_, limit)| *limit).collect();
         let describe = |e: sys::SpawnError| {
             let what = match e.stage {
-                sys::SpawnStage::Exec => format!("exec {}", def.command),
+                sys::SpawnStage::Exec => format!("exec {program}"),
                 sys::SpawnStage::Chdir => format!("chdir {}", cwd.unwrap_or(Path::new("/")).display()),
                 sys::SpawnStage::Setup => "spawn".to_string(),
                 sys::SpawnStage::Nice => format!("nice {}", def.nice.unwrap_or(0)),
@@ -792,8 +813,8 @@ impl Daemon {
             };
             format!("{what}: {}", msg::io_error(&e.error))
         };
-        let forked = Spawn::new(&def.command, &def.args, &env, cwd)
-            .map_err(|e| format!("{}: {}", def.command, msg::io_error(&e)))
+        let forked = Spawn::new(&program, &args, &env, cwd)
+            .map_err(|e| format!("{program}: {}", msg::io_error(&e)))
             .and_then(|spawn| {
                 spawn
                     .umask(def.umask)
@@ -802,6 +823,7 @@ impl Daemon {
                     .credentials(def.credentials.as_ref())
                     .output(output)
                     .pid_variable(def.policy.watchdog.map(|_| "WATCHDOG_PID"))
+                    .inherit(status_file.as_ref().map(|(_, file)| file.as_raw_fd()))
                     .fork(&self.stdin)
                     .map_err(describe)
             });
@@ -834,6 +856,37 @@ impl Daemon {
                 Event::SpawnFailed(reason)
             }
         }
+    }
+
+    /// The waiter to run a oneshot under (this binary), and its status
+    /// file, made anew and empty: removed first, then created exclusively
+    /// (mode 0600) beside the state file, in the directory setup checked.
+    fn oneshot_status_file(&self, name: &str, instance: u32) -> Result<(String, File), String> {
+        let exe = std::env::current_exe().map_err(|e| format!("oneshot-wait: {}", msg::io_error(&e)))?;
+        let path = crate::oneshot::status_path(&self.config.daemon.state_file, name, instance);
+        let fail = |e: io::Error| format!("oneshot status file {}", msg::path_error(&path, &e));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(fail(e)),
+            _ => {}
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(fail)?;
+        Ok((exe.display().to_string(), file))
+    }
+
+    /// How a oneshot's program ended, as its waiter recorded it; `None`
+    /// when the waiter did not (it was killed, or never ran).
+    fn oneshot_status(&self, name: &str, instance: u32) -> Option<ExitStatus> {
+        let path = crate::oneshot::status_path(&self.config.daemon.state_file, name, instance);
+        let mut file = crate::files::open(std::fs::OpenOptions::new().read(true), &path, &[sys::geteuid()]).ok()?;
+        let mut text = String::new();
+        io::Read::read_to_string(&mut file, &mut text).ok()?;
+        crate::oneshot::parse_status(&text)
     }
 
     /// A service's environment: the daemon's (or only its PATH, with
@@ -900,6 +953,15 @@ impl Daemon {
     /// whether the rest of its process group lives on, and log the outcome.
     fn ended(&mut self, index: usize, status: ExitStatus, now: Instant) {
         let Some(pid) = self.slots[index].service.state.main_pid() else { return };
+        // A oneshot's waiter wrote down how the program ended: the only
+        // word on it when this daemon adopted the waiter, and exact (a
+        // signal, not the waiter's 128+N) when it is our child.
+        let status = match self.slots[index].def.policy.oneshot {
+            true => self
+                .oneshot_status(&self.slots[index].service.name, self.slots[index].service.instance)
+                .unwrap_or(status),
+            false => status,
+        };
         let group = self.slots[index].service.group;
         let group_alive = procfs::group_alive(group);
         let label = label(&self.slots[index].service);
@@ -926,6 +988,7 @@ impl Daemon {
                 Restart::OnFailure | Restart::Always => "not restarted (a successful exit)".to_string(),
             },
             State::Draining { .. } => format!("waiting for the rest of process group {group} to end"),
+            State::Done => "done".to_string(),
             // Restarted (the spawn logged it) or stopped on request.
             State::Stopped | State::Waiting | State::Spawning | State::Running { .. } | State::Stopping { .. } => {
                 return;

@@ -235,7 +235,8 @@ impl Daemon {
                 let slot = &mut self.slots[index];
                 slot.def = Rc::clone(def);
                 slot.service.policy = Rc::clone(&def.policy);
-                if restart && slot.service.state.is_up() {
+                // A oneshot that is done runs again with what it now says.
+                if restart && (slot.service.state.is_up() || slot.service.state == State::Done) {
                     self.dispatch(index, Event::Stop, now);
                     self.start(index, now);
                 }
@@ -386,6 +387,12 @@ impl Daemon {
                         State::Running { pid, ready: true, .. } if Some(pid) != *old => {
                             lines.push(format!("{}: {verb}ed (pid {pid})", label(s)))
                         }
+                        // A oneshot's run is over once it is done.
+                        State::Done => lines.push(format!(
+                            "{}: done ({})",
+                            label(s),
+                            s.last_exit.as_deref().unwrap_or("already done")
+                        )),
                         State::Running { .. }
                         | State::Stopping { .. }
                         | State::Draining { .. }

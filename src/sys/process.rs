@@ -66,6 +66,41 @@ fn decode_wait_status(status: libc::c_int) -> ExitStatus {
     }
 }
 
+/// Waits for the child `pid` to end, however long it takes (a oneshot's
+/// waiter, which has nothing else to do).
+pub fn wait_child(pid: Pid) -> io::Result<ExitStatus> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer for waitpid.
+    cerr_retry(|| unsafe { libc::waitpid(pid, &mut status, 0) })?;
+    Ok(decode_wait_status(status))
+}
+
+/// Blocks every signal that can be blocked, so that what is sent to the
+/// process group (a stop's TERM) ends the oneshot's program and not its
+/// waiter, which then still records how the program ended. Children start
+/// with an empty mask (see `child_after_fork`).
+pub fn block_signals() {
+    // SAFETY: `set` is a local sigset_t that sigfillset initialises before
+    // sigprocmask reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Takes ownership of the descriptor `fd` that the parent passed on
+/// (checked to be open), and marks it close-on-exec so it goes no further.
+pub fn take_inherited(fd: RawFd) -> io::Result<File> {
+    // SAFETY: fcntl with F_GETFD/F_SETFD takes no pointers.
+    let flags = cerr(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: as above.
+    cerr(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
+    // SAFETY: the descriptor is open (F_GETFD succeeded) and was handed to
+    // this process for it alone; nothing else here owns or closes it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
 /// Sends `signal` to every process in the process group `pgid`.
 pub fn kill_group(pgid: Pid, signal: libc::c_int) -> io::Result<()> {
     // SAFETY: kill takes no pointers; a negative pid names a process group.
@@ -181,6 +216,16 @@ pub struct Spawn {
     /// The name of a variable the child sets to its own pid
     /// (`WATCHDOG_PID`), which only the child knows before exec.
     pid_variable: Option<&'static str>,
+    /// Whether the child leads a session of its own (a service), or stays
+    /// in the caller's session and process group (a oneshot's program,
+    /// under its waiter).
+    new_session: bool,
+    /// The child is killed when the process that forked it dies
+    /// (PR_SET_PDEATHSIG): a oneshot's program never outlives its waiter.
+    die_with_parent: bool,
+    /// A descriptor the child keeps across exec (a oneshot's status file,
+    /// for its waiter).
+    inherit: Option<RawFd>,
 }
 
 /// The most bytes a `NAME=PID` entry of [`Spawn::pid_variable`] takes.
@@ -238,7 +283,24 @@ impl Spawn {
             output: None,
             nofile: ORIGINAL_NOFILE.get().copied(),
             pid_variable: None,
+            new_session: true,
+            die_with_parent: false,
+            inherit: None,
         })
+    }
+
+    /// Keeps the child in the caller's session and process group, and
+    /// kills it should the caller die: a oneshot's program under its waiter.
+    pub fn under_waiter(mut self) -> Spawn {
+        self.new_session = false;
+        self.die_with_parent = true;
+        self
+    }
+
+    /// Lets the child keep `fd` open across exec.
+    pub fn inherit(mut self, fd: Option<RawFd>) -> Spawn {
+        self.inherit = fd;
+        self
     }
 
     /// Has the child set `name` to its own pid in its environment.
@@ -294,9 +356,11 @@ impl Spawn {
         }
         let (err_read, err_write) = pipe(libc::O_CLOEXEC).map_err(setup)?;
         let (gate, go) = pipe(libc::O_CLOEXEC).map_err(setup)?;
+        // SAFETY: getpid takes no arguments and cannot fail.
+        let parent = unsafe { libc::getpid() };
 
         // SAFETY: the child branch below only calls async-signal-safe
-        // functions (setsid, close, read, getpid, sigaction, sigprocmask,
+        // functions (setsid, prctl, getppid, fcntl, close, read, getpid, sigaction, sigprocmask,
         // dup2, umask, setpriority, setrlimit, setgroups, setgid, setuid,
         // chdir, execve, write, _exit) on data prepared before the fork; it
         // never returns into Rust code that could allocate or unwind.
@@ -310,6 +374,7 @@ impl Spawn {
                 err: err_write.as_raw_fd(),
                 gate: gate.as_raw_fd(),
                 go: go.as_raw_fd(),
+                parent,
             };
             // SAFETY: see above; we are the child and end in execve or _exit.
             unsafe { child_after_fork(self, &argv, &mut envp, fds) }
@@ -380,6 +445,8 @@ struct ChildFds {
     /// The parent's end of the gate, which the child must close to see
     /// end-of-file should the parent die.
     go: RawFd,
+    /// The process that forked the child.
+    parent: Pid,
 }
 
 /// The child's half of [`Spawn::fork`].
@@ -392,7 +459,7 @@ unsafe fn child_after_fork(
     envp: &mut [*const libc::c_char],
     fds: ChildFds,
 ) -> ! {
-    let ChildFds { stdin, err: err_fd, gate, go } = fds;
+    let ChildFds { stdin, err: err_fd, gate, go, parent } = fds;
     let fail_at = |stage: SpawnStage, index: usize, errno: libc::c_int| -> ! {
         let mut report = [stage as u8, index.min(255) as u8, 0, 0, 0, 0];
         report[2..].copy_from_slice(&errno.to_ne_bytes());
@@ -407,8 +474,20 @@ unsafe fn child_after_fork(
     // SAFETY: all calls below are async-signal-safe and take pointers to data
     // that was fully built before fork and is not modified.
     unsafe {
-        if libc::setsid() < 0 {
+        if spawn.new_session && libc::setsid() < 0 {
             fail(SpawnStage::Setup, errno());
+        }
+        if spawn.die_with_parent {
+            // Should the parent be gone already, the signal would never come.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 || libc::getppid() != parent {
+                libc::_exit(1);
+            }
+        }
+        if let Some(fd) = spawn.inherit {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                fail(SpawnStage::Setup, errno());
+            }
         }
         // Wait for the parent's word; it records our pid meanwhile.
         libc::close(go);

@@ -113,7 +113,8 @@ function ProcessRow({ label, process, age, onAction, logsOpen, onLogs, offline }
 
   const shownDetail = detail(process, nextStart)
   const down = process.state === 'stopped' || process.state === 'exited' || process.state === 'fatal'
-  const up = process.state === 'running' || process.state === 'starting'
+  // A oneshot that is done has nothing to start; restart runs it again.
+  const up = process.state === 'running' || process.state === 'starting' || process.state === 'done'
   const stopping = process.state === 'stopping'
   const idle = busy == null && !offline
 

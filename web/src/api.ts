@@ -6,7 +6,16 @@
 // URLs are relative, so the page also works behind a reverse proxy that
 // mounts the daemon under a sub-path.
 
-export type State = 'running' | 'starting' | 'waiting' | 'stopping' | 'backoff' | 'stopped' | 'exited' | 'fatal'
+export type State =
+  | 'running'
+  | 'starting'
+  | 'waiting'
+  | 'stopping'
+  | 'backoff'
+  | 'stopped'
+  | 'exited'
+  | 'done'
+  | 'fatal'
 
 export interface ProcessInfo {
   name: string

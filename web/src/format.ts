@@ -49,6 +49,7 @@ export const LIVE_STATES: readonly State[] = ['running', 'starting', 'stopping']
 export function stateTone(state: State): string {
   switch (state) {
     case 'running':
+    case 'done':
       return 'ok'
     case 'starting':
     case 'waiting':

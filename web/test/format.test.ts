@@ -68,10 +68,10 @@ describe('processLabel', () => {
 
 describe('stateTone and detail', () => {
   it('gives every state a colour', () => {
-    const tones = ['running', 'starting', 'waiting', 'stopping', 'backoff', 'stopped', 'exited', 'fatal'].map((s) =>
-      stateTone(s as ProcessInfo['state']),
+    const tones = ['running', 'starting', 'waiting', 'stopping', 'backoff', 'stopped', 'exited', 'done', 'fatal'].map(
+      (s) => stateTone(s as ProcessInfo['state']),
     )
-    expect(tones).toEqual(['ok', 'busy', 'busy', 'warn', 'warn', 'idle', 'idle', 'bad'])
+    expect(tones).toEqual(['ok', 'busy', 'busy', 'warn', 'warn', 'idle', 'idle', 'ok', 'bad'])
   })
   it('prefers the status text and says when a backoff ends', () => {
     expect(detail(process(), null)).toBe('-')
