@@ -12,18 +12,22 @@
 //! sets (HttpOnly, SameSite=Strict; the id comes from the kernel's random
 //! source). Tokens and session ids are compared in constant time. A POST
 //! must come from the page itself: a browser's Origin header must name
-//! this host, and a cookie-authenticated POST must carry one. Without a
-//! token the config only allows a loopback address.
+//! this host, and a cookie-authenticated POST must carry one. Every
+//! request, GET too, must name this server in its Host header (its
+//! address or localhost, with the port), or it gets 421: a page whose name
+//! an attacker made resolve to us (DNS rebinding) reads nothing. Without a
+//! token the config only allows a loopback address, and then every local
+//! user has full control.
 //!
 //! Bodies: every POST route reads its body with `json::Flat` (a flat JSON
 //! object; empty reads as `{}`) and names the fields it takes, none but
 //! login's `token`. A body that is not that, cut short, garbage or with a
 //! field no route takes, is a 400 naming the problem, and the route does
-//! nothing. The checks go from the cheapest refusal to the body: Origin
-//! (403), then the session or token (401; login's token is in its body),
-//! then the body (400), then the action.
+//! nothing. The checks go from the cheapest refusal to the body: Host
+//! (421), Origin (403), then the session or token (401; login's token is
+//! in its body), then the body (400), then the action.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 
 use nanoserde::SerJson;
 
@@ -72,6 +76,8 @@ struct Conn {
     output: Vec<u8>,
     phase: Phase,
     deadline: Instant,
+    /// The address the client reached, which its Host header must name.
+    local: SocketAddr,
 }
 
 #[derive(SerJson)]
@@ -179,6 +185,23 @@ fn same_origin(request: &http::Request, auth: Auth) -> bool {
     }
 }
 
+/// Whether a Host header names this server: the address the client
+/// reached (the listen address; with 0.0.0.0, the one it connected to) or
+/// localhost, with the port (which a browser leaves out for 80). A page
+/// whose own name was made to resolve to us (DNS rebinding) sends its own
+/// name, and is refused before it can read or change anything.
+fn host_is_ours(host: Option<&str>, local: SocketAddr) -> bool {
+    let Some(host) = host else { return false };
+    let ip = match local.ip().to_canonical() {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let port = local.port();
+    [ip.as_str(), "localhost"].iter().any(|name| {
+        host.eq_ignore_ascii_case(&format!("{name}:{port}")) || (port == 80 && host.eq_ignore_ascii_case(name))
+    })
+}
+
 fn json(status: u16, body: String, keep_alive: bool) -> Vec<u8> {
     http::response(
         status,
@@ -238,6 +261,7 @@ impl Daemon {
                         break;
                     }
                 };
+                let Ok(local) = stream.local_addr() else { continue };
                 if stream.set_nonblocking(true).is_err() {
                     continue;
                 }
@@ -247,6 +271,7 @@ impl Daemon {
                     output: Vec::new(),
                     phase: Phase::Reading,
                     deadline: now + IDLE_TIMEOUT,
+                    local,
                 };
                 if web.conns.len() >= MAX_CONNS {
                     conn.output = error(503, "too many connections", false);
@@ -374,6 +399,13 @@ impl Daemon {
             conn.phase = Phase::Writing { keep_alive: keep };
             conn.deadline = now + REQUEST_TIMEOUT;
         };
+        if !host_is_ours(request.header("host"), conn.local) {
+            let message = format!("wrong Host; use http://{}/ or http://localhost:{}/", conn.local, conn.local.port());
+            conn.output = error(421, &message, false);
+            conn.phase = Phase::Writing { keep_alive: false };
+            conn.deadline = now + REQUEST_TIMEOUT;
+            return;
+        }
         if segments.first() != Some(&"api") {
             if method != "GET" && method != "HEAD" {
                 return reply(conn, error(405, "only GET here", keep));

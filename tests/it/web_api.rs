@@ -202,6 +202,50 @@ fn without_a_token_loopback_is_open() {
     assert_eq!(response.json::<Status>().daemon.pid, daemon.pid());
 }
 
+/// Sends `method path` with the Host header `host` and `headers` (whole
+/// lines), and reads the response.
+fn with_host(port: u16, host: &str, method: &str, path: &str, headers: &[&str]) -> Response {
+    let headers: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let mut client = Client::connect(port);
+    client.send(format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: 0\r\n\r\n").as_bytes());
+    client.response()
+}
+
+/// DNS rebinding: a page from evil.example, whose name now resolves to
+/// 127.0.0.1, reaches the tokenless listener from the admin's browser. Its
+/// requests carry its own name as Host (and as Origin, so same-origin
+/// checks pass): every one, GET included, is refused before anything is
+/// read or done; the names of this server are served.
+#[test]
+fn a_rebinding_host_is_refused_on_get_and_post() {
+    let dir = TestDir::new("web-rebind");
+    let (daemon, port) = start(&dir, &sh_service("svc", "exec sleep 1000", "log_file = \"svc.log\"\n"), "");
+    let pid = daemon.wait_running("svc", None);
+    let evil = format!("evil.example:{port}");
+    let evil_origin = format!("Origin: http://{evil}");
+    let requests = [
+        ("GET", "/api/status"),
+        ("GET", "/api/processes/svc/logs"),
+        ("GET", "/"),
+        ("GET", "/api/events"),
+        ("POST", "/api/processes/svc/stop"),
+        ("POST", "/api/login"),
+    ];
+    for (method, path) in requests {
+        for host in [evil.as_str(), "evil.example", "127.0.0.1", "localhost:1"] {
+            let response = with_host(port, host, method, path, &[&evil_origin]);
+            assert_eq!(response.status, 421, "{method} {path} with Host {host}: {response:?}");
+            assert!(response.json::<Failure>().error.contains("wrong Host"), "{response:?}");
+            assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+        }
+    }
+    assert_eq!(daemon.process("svc").pid, Some(pid), "a rebinding POST stopped svc");
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("LocalHost:{port}")] {
+        let response = with_host(port, &host, "GET", "/api/status", &[]);
+        assert_eq!(response.status, 200, "Host {host}: {response:?}");
+    }
+}
+
 #[test]
 fn login_sets_a_strict_http_only_cookie_that_authenticates() {
     let dir = TestDir::new("web-login");
@@ -731,19 +775,19 @@ fn malformed_bodies_get_4xx_and_change_nothing_with_a_token() {
             lines: vec!["Origin: http://evil.example".into()],
             status: |_| 403,
         },
-        // Origin names the Host it came with: same_origin lets it through
-        // (DNS rebinding would look like this), so the token decides.
+        // Origin names the Host it came with, as under DNS rebinding: the
+        // Host is not this server's, so nothing is read, the token neither.
         Attacker {
             what: "a foreign Host and Origin",
             host: "evil.example".into(),
             lines: vec!["Origin: http://evil.example".into()],
-            status: login_400_else_401,
+            status: |_| 421,
         },
         Attacker {
             what: "Bearer with a foreign Host and Origin",
             host: "evil.example".into(),
             lines: vec![BEARER.into(), "Origin: http://evil.example".into()],
-            status: |_| 400,
+            status: |_| 421,
         },
     ];
     attack(&mut daemon, port, &[BEARER], &attackers);
@@ -771,7 +815,7 @@ fn malformed_bodies_get_4xx_and_change_nothing_without_a_token() {
             what: "a foreign Host and Origin",
             host: "evil.example".into(),
             lines: vec!["Origin: http://evil.example".into()],
-            status: |_| 400,
+            status: |_| 421,
         },
     ];
     attack(&mut daemon, port, &[], &attackers);
