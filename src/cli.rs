@@ -217,6 +217,9 @@ pub fn main() -> i32 {
         },
         Command::Check => match load(config_arg, false) {
             Ok(config) => {
+                if let Some(warning) = config.web.as_ref().and_then(config::WebSettings::short_token) {
+                    msg::warning(warning);
+                }
                 println!("{}: ok, {} processes", config.path.display(), config.services.len());
                 EXIT_OK
             }

@@ -81,6 +81,22 @@ pub struct WebSettings {
     pub token: Option<String>,
 }
 
+/// A token shorter than this is refused.
+pub const MIN_TOKEN: usize = 8;
+/// A token shorter than this is accepted (configs from before it was
+/// required) with a warning at start and in `check`.
+pub const GOOD_TOKEN: usize = 16;
+
+impl WebSettings {
+    /// The warning a short token deserves, if it is short.
+    pub fn short_token(&self) -> Option<String> {
+        let n = self.token.as_ref()?.chars().count();
+        (n < GOOD_TOKEN).then(|| {
+            format!("[web] the token has {n} characters; use at least {GOOD_TOKEN} (a guesser has fewer to try)")
+        })
+    }
+}
+
 /// The `[daemon]` table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DaemonSettings {

@@ -341,6 +341,9 @@ impl Daemon {
     /// is logged and the daemon runs on without it.
     pub(super) fn open_web(&mut self) {
         let Some(settings) = &self.config.web else { return };
+        if let Some(warning) = settings.short_token() {
+            self.log.warning(warning);
+        }
         match Web::open(settings) {
             Ok(web) => {
                 self.log.info(format_args!("web UI on http://{}", settings.listen));

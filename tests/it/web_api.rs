@@ -610,7 +610,24 @@ fn a_short_token_is_refused() {
     assert_eq!(out.code, 1, "{out:?}");
     let prefix = "mi7soft-daemon: error: daemon.toml:7:9: [web] token:";
     assert!(out.stderr.starts_with(prefix), "stderr should start with {prefix:?}: {out:?}");
-    assert!(out.stderr.contains("at least 8 characters"), "{out:?}");
+    assert!(out.stderr.contains("at least 16 characters"), "{out:?}");
+}
+
+/// A token of 8 to 15 characters, as configs from before 16 were asked
+/// for: still accepted, with a warning from `check` and from the daemon.
+#[test]
+fn a_token_under_16_characters_is_accepted_with_a_warning() {
+    let dir = TestDir::new("web-weak");
+    let out = check(&dir, &format!("listen = \"127.0.0.1:{}\"\ntoken = \"12345678\"", free_port()));
+    assert_eq!(out.code, 0, "{out:?}");
+    let warning = "mi7soft-daemon: warning: [web] the token has 8 characters; use at least 16";
+    assert!(out.stderr.starts_with(warning), "{out:?}");
+    let (daemon, _port) = start(&dir, "", "token = \"123456789012345\"");
+    let warning = "[web] the token has 15 characters; use at least 16";
+    wait_until(secs(5), "the daemon warns of the short token", || daemon.log().contains(warning));
+    drop(daemon);
+    let out = check(&dir, &format!("listen = \"127.0.0.1:{}\"\ntoken = \"1234567890123456\"", free_port()));
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
 }
 
 #[test]
