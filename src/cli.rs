@@ -50,6 +50,8 @@ usage:
 options:
   -c, --config FILE   config file (default: ./daemon.toml, created if missing on start)
   -d, --daemonize     with start: detach, log to log_file; exit 0 once the daemon runs
+  --allow-foreign-config
+                      as root, use a config another user owns or can change
   -h, --help          print this help
   -V, --version       print the version
 
@@ -84,6 +86,7 @@ pub enum Command {
 #[derive(Debug, Default)]
 struct Raw {
     config: Option<PathBuf>,
+    allow_foreign_config: bool,
     daemonize: bool,
     json: bool,
     all: bool,
@@ -95,15 +98,16 @@ struct Raw {
     words: Vec<String>,
 }
 
-/// Parses the arguments (without the program name) into the config path and
-/// a command, or a usage error message.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Option<PathBuf>, Command), String> {
+/// Parses the arguments (without the program name) into the config path, a
+/// command and `--allow-foreign-config`, or a usage error message.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Option<PathBuf>, Command, bool), String> {
     use lexopt::prelude::*;
     let mut raw = Raw::default();
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('c') | Long("config") => raw.config = Some(parser.value().map_err(|e| e.to_string())?.into()),
+            Long("allow-foreign-config") => raw.allow_foreign_config = true,
             Short('d') | Long("daemonize") => raw.daemonize = true,
             Long("json") => raw.json = true,
             Long("all") => raw.all = true,
@@ -122,8 +126,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Option<PathBuf
             _ => return Err(arg.unexpected().to_string()),
         }
     }
-    let config = raw.config.clone();
-    raw.validate().map(|command| (config, command))
+    let (config, allow_foreign_config) = (raw.config.clone(), raw.allow_foreign_config);
+    raw.validate().map(|command| (config, command, allow_foreign_config))
 }
 
 impl Raw {
@@ -193,7 +197,7 @@ impl Raw {
 
 /// Runs the program; returns the exit status.
 pub fn main() -> i32 {
-    let (config_arg, command) = match parse(std::env::args_os().skip(1)) {
+    let (config_arg, command, allow_foreign_config) = match parse(std::env::args_os().skip(1)) {
         Ok(parsed) => parsed,
         Err(e) => {
             msg::error(e);
@@ -201,6 +205,7 @@ pub fn main() -> i32 {
             return EXIT_USAGE;
         }
     };
+    config::allow_foreign(allow_foreign_config);
     match command {
         Command::Help => {
             print!("{HELP}");
@@ -485,7 +490,7 @@ mod tests {
     use super::*;
 
     fn args(line: &str) -> Result<(Option<PathBuf>, Command), String> {
-        parse(line.split_whitespace().map(OsString::from))
+        parse(line.split_whitespace().map(OsString::from)).map(|(config, command, _)| (config, command))
     }
 
     #[test]
@@ -505,6 +510,9 @@ mod tests {
             Command::Send { request: Request::Shutdown { stop_all: true }, json: false }
         );
         assert_eq!(args("--config=/y status").unwrap().0, Some("/y".into()));
+        let parsed = parse(["--allow-foreign-config", "check"].map(OsString::from)).unwrap();
+        assert_eq!(parsed, (None, Command::Check, true));
+        assert!(!parse(["check"].map(OsString::from)).unwrap().2);
     }
 
     #[test]
