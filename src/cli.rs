@@ -55,6 +55,8 @@ options:
                       on start)
   -d, --daemonize     with start: detach, log to log_file; exit 0 once the
                       daemon runs
+  --allow-foreign-config
+                      as root, use a config another user owns or can change
   -h, --help          print this help
   -V, --version       print the version
 
@@ -89,6 +91,7 @@ pub enum Command {
 #[derive(Debug, Default)]
 struct Raw {
     config: Option<PathBuf>,
+    allow_foreign_config: bool,
     daemonize: bool,
     json: bool,
     all: bool,
@@ -100,15 +103,16 @@ struct Raw {
     words: Vec<String>,
 }
 
-/// Parses the arguments (without the program name) into the config path and
-/// a command, or a usage error message.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Option<PathBuf>, Command), String> {
+/// Parses the arguments (without the program name) into the config path, a
+/// command and `--allow-foreign-config`, or a usage error message.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Option<PathBuf>, Command, bool), String> {
     use lexopt::prelude::*;
     let mut raw = Raw::default();
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('c') | Long("config") => raw.config = Some(parser.value().map_err(|e| e.to_string())?.into()),
+            Long("allow-foreign-config") => raw.allow_foreign_config = true,
             Short('d') | Long("daemonize") => raw.daemonize = true,
             Long("json") => raw.json = true,
             Long("all") => raw.all = true,
@@ -127,8 +131,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<(Option<PathBuf
             _ => return Err(arg.unexpected().to_string()),
         }
     }
-    let config = raw.config.clone();
-    raw.validate().map(|command| (config, command))
+    let (config, allow_foreign_config) = (raw.config.clone(), raw.allow_foreign_config);
+    raw.validate().map(|command| (config, command, allow_foreign_config))
 }
 
 impl Raw {
@@ -211,7 +215,7 @@ pub fn main() -> i32 {
     if std::env::args_os().nth(1).is_some_and(|word| word == "oneshot-wait") {
         return crate::oneshot::main(std::env::args().skip(2).collect());
     }
-    let (config_arg, command) = match parse(std::env::args_os().skip(1)) {
+    let (config_arg, command, allow_foreign_config) = match parse(std::env::args_os().skip(1)) {
         Ok(parsed) => parsed,
         Err(e) => {
             msg::error(e);
@@ -219,6 +223,7 @@ pub fn main() -> i32 {
             return EXIT_USAGE;
         }
     };
+    config::allow_foreign(allow_foreign_config);
     match command {
         Command::Help => {
             print!("{HELP}");
@@ -239,6 +244,9 @@ pub fn main() -> i32 {
                 if !problems.is_empty() {
                     let file = config.path.display().to_string();
                     return fail(config::ConfigError { file, problems }.to_string());
+                }
+                if let Some(warning) = config.web.as_ref().and_then(config::WebSettings::short_token) {
+                    msg::warning(warning);
                 }
                 println!(
                     "{}: ok, {}",
@@ -569,7 +577,7 @@ mod tests {
     use super::*;
 
     fn args(line: &str) -> Result<(Option<PathBuf>, Command), String> {
-        parse(line.split_whitespace().map(OsString::from))
+        parse(line.split_whitespace().map(OsString::from)).map(|(config, command, _)| (config, command))
     }
 
     #[test]
@@ -589,6 +597,9 @@ mod tests {
             Command::Send { request: Request::Shutdown { stop_all: true }, json: false }
         );
         assert_eq!(args("--config=/y status").unwrap().0, Some("/y".into()));
+        let parsed = parse(["--allow-foreign-config", "check"].map(OsString::from)).unwrap();
+        assert_eq!(parsed, (None, Command::Check, true));
+        assert!(!parse(["check"].map(OsString::from)).unwrap().2);
         for (line, signal) in
             [("signal web:1 HUP", libc::SIGHUP), ("signal web SIGUSR1", libc::SIGUSR1), ("signal web 12", 12)]
         {

@@ -142,9 +142,10 @@ impl Checker<'_> {
             },
             (None, None) => None,
         };
-        if token.as_deref().is_some_and(|t| t.len() < 8) {
+        if token.as_deref().is_some_and(|t| t.chars().count() < super::MIN_TOKEN) {
             let key = if table.contains_key("token") { "token" } else { "token_file" };
-            self.report(value_span(table, key), format!("{cx}{key}: a token must have at least 8 characters"));
+            let message = format!("{cx}{key}: a token must have at least {} characters", super::GOOD_TOKEN);
+            self.report(value_span(table, key), message);
             return None;
         }
         if token.is_none() && !listen.ip().is_loopback() {

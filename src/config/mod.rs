@@ -10,6 +10,11 @@
 //! Relative paths in the file resolve against the directory of the file, so a
 //! config behaves the same wherever the daemon is started from.
 //!
+//! Run as root, the config says what runs as root: [`load`] refuses one
+//! that another user owns or anyone may write, or whose directory others
+//! may change (no sticky bit), naming the file and its owner, unless
+//! `--allow-foreign-config` was given ([`allow_foreign`]).
+//!
 //! This file holds the public face: the plain types a config becomes, the
 //! default file, and the entry points (`load`, `parse`,
 //! `load_daemon_settings`). The checks are split by table: `daemon.rs` for
@@ -26,6 +31,7 @@ mod processes;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use checker::{Checker, line_col};
@@ -82,6 +88,22 @@ pub struct WebSettings {
     pub listen: std::net::SocketAddr,
     /// Required to sign in; without one, only loopback is allowed.
     pub token: Option<String>,
+}
+
+/// A token shorter than this is refused.
+pub const MIN_TOKEN: usize = 8;
+/// A token shorter than this is accepted (configs from before it was
+/// required) with a warning at start and in `check`.
+pub const GOOD_TOKEN: usize = 16;
+
+impl WebSettings {
+    /// The warning a short token deserves, if it is short.
+    pub fn short_token(&self) -> Option<String> {
+        let n = self.token.as_ref()?.chars().count();
+        (n < GOOD_TOKEN).then(|| {
+            format!("[web] the token has {n} characters; use at least {GOOD_TOKEN} (a guesser has fewer to try)")
+        })
+    }
 }
 
 /// The `[daemon]` table.
@@ -339,22 +361,64 @@ impl fmt::Display for ConfigError {
 
 const TOP_KEYS: &[&str] = &["daemon", "processes", "web"];
 
-/// Reads and checks the config at `path`. `shown` is how the path is named
-/// in messages (as the user typed it).
+/// `--allow-foreign-config`: root uses a config whatever its owner. One
+/// switch for the whole process, set once by the command line before any
+/// load, so the daemon's reloads judge the file as its start did.
+static FOREIGN_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// Lets [`load`] use a config of another user as root.
+pub fn allow_foreign(allowed: bool) {
+    FOREIGN_ALLOWED.store(allowed, Ordering::Relaxed);
+}
+
+/// Reads and checks the config at `path` (named in messages as given).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let (text, absolute) = read(path)?;
+    let judge = crate::sys::geteuid() == 0 && !FOREIGN_ALLOWED.load(Ordering::Relaxed);
+    let (text, absolute) = read(path, judge)?;
     parse(&text, &absolute).map_err(|problems| ConfigError { file: path.display().to_string(), problems })
 }
 
-/// The text of the config at `path`, and its absolute path.
-fn read(path: &Path) -> Result<(String, PathBuf), ConfigError> {
-    let fail = |e: std::io::Error| ConfigError {
+/// The text of the config at `path`, and its absolute path. With
+/// `judge_owner`, a file that is not root's alone to change is refused;
+/// the file judged is the one read (through the same descriptor).
+fn read(path: &Path, judge_owner: bool) -> Result<(String, PathBuf), ConfigError> {
+    let refuse = |message: String| ConfigError {
         file: path.display().to_string(),
-        problems: vec![Problem { file: None, line: 0, column: 0, message: crate::msg::io_error(&e) }],
+        problems: vec![Problem { file: None, line: 0, column: 0, message }],
     };
-    let text = std::fs::read_to_string(path).map_err(fail)?;
+    let fail = |e: std::io::Error| refuse(crate::msg::io_error(&e));
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    if judge_owner {
+        let why = foreign(path, &file.metadata().map_err(fail)?);
+        if let Some(why) = why {
+            return Err(refuse(format!(
+                "{why}; as root, refusing a config others can change (give \
+                 --allow-foreign-config to use it anyway)"
+            )));
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(fail)?;
     let absolute = std::path::absolute(path).map_err(fail)?;
     Ok((text, absolute))
+}
+
+/// Why a config (with `meta`) could say what others want, if it could:
+/// another user owns it, everyone may write it, or its directory (where
+/// it was named, and where it really is) is open to others.
+fn foreign(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.uid() != 0 {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let owner = crate::users::find_user(&passwd, &meta.uid().to_string()).map(|user| user.name);
+        let owner = owner.unwrap_or_else(|| meta.uid().to_string());
+        return Some(format!("owned by {owner} (uid {}), not by root", meta.uid()));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Some(format!("writable by every user (mode {:o})", meta.mode() & 0o7777));
+    }
+    let real = std::fs::canonicalize(path).ok();
+    crate::files::shared_dir(path).or_else(|| real.and_then(|real| crate::files::shared_dir(&real)))
 }
 
 /// Parses TOML; a syntax error is one problem, at its place.
@@ -377,7 +441,7 @@ fn parse_toml(text: &str) -> Result<Document<&str>, Problem> {
 /// is halfway through editing a service, so problems elsewhere (even TOML
 /// syntax errors) are ignored.
 pub fn load_daemon_settings(path: &Path) -> Result<DaemonSettings, ConfigError> {
-    let (text, absolute) = read(path)?;
+    let (text, absolute) = read(path, false)?;
     let error = |problems| ConfigError { file: path.display().to_string(), problems };
     // Only the [daemon] table's lines are parsed (the others blanked, so
     // lines and columns stay true): fast for a file of 1,000 services, and

@@ -2,6 +2,13 @@
 //! request line, replies written as the socket accepts them, and a
 //! deadline on every phase, so a slow or silent client never stalls the
 //! loop or another client.
+//!
+//! A client that sends nothing is dropped after `FIRST_BYTE_TIMEOUT`.
+//! Connections of other users are limited (`MAX_CLIENTS` in all,
+//! `MAX_PER_UID` each, refused with an `err` line beyond, and logged once
+//! per episode); root and the daemon's own user are always served, so no
+//! status-only member of control_group can keep them from `stop` or
+//! `shutdown`.
 
 use super::*;
 
@@ -18,18 +25,27 @@ impl Daemon {
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
-                    let (access, uid) = self.access(&stream);
+                    let (uid, access) = self.access(&stream);
                     let mut client = Client {
                         stream,
                         input: Vec::new(),
                         output: Vec::new(),
                         phase: Phase::Reading,
-                        deadline: now + REQUEST_TIMEOUT,
+                        deadline: now + FIRST_BYTE_TIMEOUT,
                         access,
-                        asker: Asker::Uid(uid),
+                        asker: Asker::Uid((uid != u32::MAX).then_some(uid)),
+                        uid,
                     };
-                    if self.clients.len() >= MAX_CLIENTS {
-                        client.reply(Err((vec![], "too many connections".into())), now);
+                    if let Some(limit) = self.over_limit(uid) {
+                        client.reply(Err((vec![], format!("too many connections ({limit})"))), now);
+                        if !std::mem::replace(&mut self.clients_crowded, true) {
+                            self.log.warning(format_args!(
+                                "control socket: {limit}; refusing more (root and uid {} are still served)",
+                                sys::geteuid()
+                            ));
+                        }
+                    } else if !privileged(uid) {
+                        self.clients_crowded = false;
                     }
                     self.clients.push(client);
                 }
@@ -56,16 +72,15 @@ impl Daemon {
         }
     }
 
-    /// What the peer of a new connection may do, by its credentials:
-    /// root and the daemon's own user everything; members of
-    /// control_group status (and everything with control_group_commands).
-    /// Also the peer's uid, for the log.
-    fn access(&self, stream: &UnixStream) -> (Access, Option<u32>) {
+    /// The peer's uid, and what it may do, by its credentials: root and
+    /// the daemon's own user everything; members of control_group status
+    /// (and everything with control_group_commands).
+    fn access(&self, stream: &UnixStream) -> (u32, Access) {
         let Ok((pid, uid, gid)) = sys::peer_credentials(stream.as_raw_fd()) else {
-            return (Access::None(u32::MAX), None);
+            return (u32::MAX, Access::None(u32::MAX));
         };
-        if uid == 0 || uid == sys::geteuid() {
-            return (Access::Full, Some(uid));
+        if privileged(uid) {
+            return (uid, Access::Full);
         }
         let daemon = &self.config.daemon;
         let access = match daemon.control_group {
@@ -74,7 +89,24 @@ impl Daemon {
             }
             _ => Access::None(uid),
         };
-        (access, Some(uid))
+        (uid, access)
+    }
+
+    /// Which limit a new connection of `uid` is over, if any. Root's and
+    /// the daemon's user's connections count against none.
+    fn over_limit(&self, uid: u32) -> Option<String> {
+        if privileged(uid) {
+            return None;
+        }
+        let others = self.clients.iter().filter(|c| !privileged(c.uid));
+        let (n_others, n_same) = others.fold((0, 0), |(n, same), c| (n + 1, same + usize::from(c.uid == uid)));
+        if n_same >= MAX_PER_UID {
+            Some(format!("uid {uid} has {MAX_PER_UID} connections open"))
+        } else if n_others >= MAX_CLIENTS {
+            Some(format!("{MAX_CLIENTS} connections of other users are open"))
+        } else {
+            None
+        }
     }
 
     pub(super) fn serve_clients(&mut self, ready: &[bool], now: Instant) {
@@ -92,6 +124,7 @@ impl Daemon {
     pub(super) fn serve(&mut self, client: &mut Client, ready: bool, now: Instant) -> bool {
         if let Phase::Reading = client.phase {
             if ready {
+                let silent = client.input.is_empty();
                 match client.read_line() {
                     Ok(Some(line)) => {
                         let outcome = match std::str::from_utf8(&line)
@@ -112,6 +145,8 @@ impl Daemon {
                             Outcome::Reply(answer) => client.reply(answer, now),
                         }
                     }
+                    // Its first bytes: now it has the time a request line may take.
+                    Ok(None) if silent && !client.input.is_empty() => client.deadline = now + REQUEST_TIMEOUT,
                     Ok(None) => {}
                     Err(reason) => {
                         let Some(reason) = reason else { return false };
@@ -119,6 +154,9 @@ impl Daemon {
                     }
                 }
             } else if now >= client.deadline {
+                if client.input.is_empty() {
+                    return false; // it never said anything: no answer either
+                }
                 client.reply(Err((vec![], "timed out waiting for a request line".into())), now);
             }
         }
@@ -155,6 +193,11 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Root and the daemon's own user: always served, whoever else connects.
+fn privileged(uid: u32) -> bool {
+    uid == 0 || uid == sys::geteuid()
 }
 
 impl Access {

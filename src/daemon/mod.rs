@@ -47,7 +47,9 @@ use crate::state::{self, Record};
 use crate::status;
 use crate::sys::{self, ExitStatus, PollFd, SignalPipe, Spawn};
 
-/// How long a client may take to send its request line.
+/// How long a new client may stay silent.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a client may take to send its request line, from its first byte.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to read its reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,8 +58,11 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const WAIT_SLACK: Duration = Duration::from_secs(5);
 /// How often the group of a draining instance is checked for being gone.
 const DRAIN_CHECK: Duration = Duration::from_millis(20);
-/// Connections served at once; more are refused.
+/// Connections of users other than root and the daemon's served at once;
+/// more are refused (root's and the daemon's user's never are).
 const MAX_CLIENTS: usize = 64;
+/// Connections of one such user served at once.
+const MAX_PER_UID: usize = 8;
 /// How long accepting pauses after it failed (out of descriptors).
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
@@ -145,6 +150,8 @@ struct Client {
     deadline: Instant,
     access: Access,
     asker: Asker,
+    /// The peer's uid (u32::MAX when unknown).
+    uid: u32,
 }
 
 /// Who asked for a request, named in the log line of every request that
@@ -235,6 +242,9 @@ struct Daemon {
     clock: adoption::Clock,
     /// Accepting on the control socket is paused until then (it failed).
     accept_paused: Option<Instant>,
+    /// A connection limit of the control socket was hit and logged;
+    /// cleared when another user's connection fits again.
+    clients_crowded: bool,
     /// The web UI's server, when `[web]` is configured.
     #[cfg(feature = "web")]
     web: Option<web::Web>,
@@ -282,6 +292,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         generation: 0,
         clock: adoption::Clock::now(Instant::now()),
         accept_paused: None,
+        clients_crowded: false,
         #[cfg(feature = "web")]
         web: None,
     };

@@ -12,18 +12,22 @@
 //! sets (HttpOnly, SameSite=Strict; the id comes from the kernel's random
 //! source). Tokens and session ids are compared in constant time. A POST
 //! must come from the page itself: a browser's Origin header must name
-//! this host, and a cookie-authenticated POST must carry one. Without a
-//! token the config only allows a loopback address.
+//! this host, and a cookie-authenticated POST must carry one. Every
+//! request, GET too, must name this server in its Host header (its
+//! address or localhost, with the port), or it gets 421: a page whose name
+//! an attacker made resolve to us (DNS rebinding) reads nothing. Without a
+//! token the config only allows a loopback address, and then every local
+//! user has full control.
 //!
 //! Bodies: every POST route reads its body with `json::Flat` (a flat JSON
 //! object; empty reads as `{}`) and names the fields it takes, none but
 //! login's `token`. A body that is not that, cut short, garbage or with a
 //! field no route takes, is a 400 naming the problem, and the route does
-//! nothing. The checks go from the cheapest refusal to the body: Origin
-//! (403), then the session or token (401; login's token is in its body),
-//! then the body (400), then the action.
+//! nothing. The checks go from the cheapest refusal to the body: Host
+//! (421), Origin (403), then the session or token (401; login's token is
+//! in its body), then the body (400), then the action.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 
 use nanoserde::SerJson;
 
@@ -35,8 +39,22 @@ mod assets {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 }
 
-/// Connections served at once; more get 503.
+/// Connections served at once. A newcomer beyond this (or beyond
+/// `MAX_PER_PEER` from its address) closes the oldest connection that has
+/// not proved the token; when every one has, it gets 503.
 const MAX_CONNS: usize = 32;
+/// Connections from one address at once.
+const MAX_PER_PEER: usize = 16;
+/// How long a new connection may stay silent before it is closed.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A wrong token's 401 is held this long, doubling with each failure from
+/// the same address (concurrent connections included) up to `MAX_DELAY`.
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+const MAX_DELAY: Duration = Duration::from_secs(30);
+/// An address's failures are forgotten this long after its last one.
+const FORGET_FAILURES: Duration = Duration::from_secs(60);
+/// Addresses whose failures are remembered; the oldest is forgotten beyond.
+const MAX_STRIKES: usize = 64;
 /// Sessions kept; the oldest is forgotten beyond this.
 const MAX_SESSIONS: usize = 32;
 /// How long a started request may take to arrive whole.
@@ -57,12 +75,32 @@ pub(super) struct Web {
     sent: u64,
     /// Accepting is paused until then (it failed: out of descriptors).
     accept_paused: Option<Instant>,
+    /// A connection limit was hit and logged; cleared by a newcomer that
+    /// fits, so the log says so once per episode.
+    crowded: bool,
+    /// Recent wrong tokens, by address.
+    strikes: Vec<Strike>,
+}
+
+/// The wrong tokens one address sent lately.
+struct Strike {
+    peer: IpAddr,
+    n_failures: u32,
+    last: Instant,
 }
 
 enum Phase {
     Reading,
-    Waiting { wait: Wait, keep_alive: bool },
-    Writing { keep_alive: bool },
+    Waiting {
+        wait: Wait,
+        keep_alive: bool,
+    },
+    Writing {
+        keep_alive: bool,
+    },
+    /// A 401 for a wrong token, in `output`, held until the deadline; then
+    /// written, and the connection closed.
+    Held,
     Events,
 }
 
@@ -72,6 +110,20 @@ struct Conn {
     output: Vec<u8>,
     phase: Phase,
     deadline: Instant,
+    /// The address the client reached, which its Host header must name.
+    local: SocketAddr,
+    peer: IpAddr,
+    /// A request on it carried the token (or a session): it is never
+    /// closed to make room.
+    trusted: bool,
+}
+
+impl Conn {
+    /// Whether it may be closed to make room for a newcomer: nobody who
+    /// proved the token waits on it.
+    fn evictable(&self) -> bool {
+        !self.trusted && matches!(self.phase, Phase::Reading | Phase::Writing { .. } | Phase::Held)
+    }
 }
 
 #[derive(SerJson)]
@@ -99,7 +151,10 @@ enum Auth {
     Open,
     Bearer,
     Cookie,
+    /// No credentials, or a session id we do not know.
     Denied,
+    /// A wrong Bearer token: a guess, answered slowly.
+    Wrong,
 }
 
 impl Web {
@@ -113,6 +168,8 @@ impl Web {
             sessions: Vec::new(),
             sent: 0,
             accept_paused: None,
+            crowded: false,
+            strikes: Vec::new(),
         })
     }
 
@@ -123,7 +180,7 @@ impl Web {
         for conn in &self.conns {
             let events = match conn.phase {
                 Phase::Reading => sys::POLLIN,
-                Phase::Waiting { .. } => 0,
+                Phase::Waiting { .. } | Phase::Held => 0,
                 Phase::Writing { .. } => sys::POLLOUT,
                 // POLLIN on a stream: the client hung up (it sends nothing).
                 Phase::Events => sys::POLLIN | if conn.output.is_empty() { 0 } else { sys::POLLOUT },
@@ -144,7 +201,7 @@ impl Web {
             return if constant_time_eq(bearer.trim().as_bytes(), token.as_bytes()) {
                 Auth::Bearer
             } else {
-                Auth::Denied
+                Auth::Wrong
             };
         }
         if let Some(id) = request.cookie(COOKIE) {
@@ -156,6 +213,66 @@ impl Web {
             }
         }
         Auth::Denied
+    }
+
+    /// Takes a newcomer, closing the oldest connection that has not proved
+    /// the token when a limit is reached (or refusing the newcomer with 503
+    /// when none may go). Returns a line to log when a limit is first hit.
+    fn admit(&mut self, mut conn: Conn, now: Instant) -> Option<String> {
+        let from_peer = self.conns.iter().filter(|c| c.peer == conn.peer).count();
+        let limit = if from_peer >= MAX_PER_PEER {
+            format!("{MAX_PER_PEER} connections from {}", conn.peer)
+        } else if self.conns.len() >= MAX_CONNS {
+            format!("{MAX_CONNS} connections")
+        } else {
+            self.crowded = false;
+            self.conns.push(conn);
+            return None;
+        };
+        let same_peer = from_peer >= MAX_PER_PEER;
+        match self.conns.iter().position(|c| c.evictable() && (!same_peer || c.peer == conn.peer)) {
+            Some(oldest) => drop(self.conns.remove(oldest)),
+            None => {
+                conn.output = error(503, "too many connections", false);
+                conn.phase = Phase::Writing { keep_alive: false };
+                conn.deadline = now + REQUEST_TIMEOUT;
+            }
+        }
+        self.conns.push(conn);
+        if std::mem::replace(&mut self.crowded, true) {
+            return None;
+        }
+        Some(format!("web: {limit} reached; closing the oldest ones without the token to make room (503 when none is)"))
+    }
+
+    /// Notes a wrong token from `peer`: how long to hold its 401, and a
+    /// line to log when it starts an episode of failures.
+    fn strike(&mut self, peer: IpAddr, now: Instant) -> (Duration, Option<String>) {
+        self.strikes.retain(|s| now < s.last + FORGET_FAILURES);
+        let index = match self.strikes.iter().position(|s| s.peer == peer) {
+            Some(index) => index,
+            None => {
+                if self.strikes.len() >= MAX_STRIKES {
+                    self.strikes.remove(0);
+                }
+                self.strikes.push(Strike { peer, n_failures: 0, last: now });
+                self.strikes.len() - 1
+            }
+        };
+        let strike = &mut self.strikes[index];
+        strike.n_failures += 1;
+        strike.last = now;
+        let delay = FIRST_DELAY.saturating_mul(1 << (strike.n_failures - 1).min(16)).min(MAX_DELAY);
+        let line = (strike.n_failures == 1).then(|| {
+            format!(
+                "web: wrong token from {peer}; holding each failure's answer from {}s, doubling to {}s \
+                 (logged once until it stops for {}s)",
+                FIRST_DELAY.as_secs(),
+                MAX_DELAY.as_secs(),
+                FORGET_FAILURES.as_secs()
+            )
+        });
+        (delay, line)
     }
 }
 
@@ -177,6 +294,23 @@ fn same_origin(request: &http::Request, auth: Auth) -> bool {
         (Some(_), None) => false,
         (None, _) => auth != Auth::Cookie,
     }
+}
+
+/// Whether a Host header names this server: the address the client
+/// reached (the listen address; with 0.0.0.0, the one it connected to) or
+/// localhost, with the port (which a browser leaves out for 80). A page
+/// whose own name was made to resolve to us (DNS rebinding) sends its own
+/// name, and is refused before it can read or change anything.
+fn host_is_ours(host: Option<&str>, local: SocketAddr) -> bool {
+    let Some(host) = host else { return false };
+    let ip = match local.ip().to_canonical() {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let port = local.port();
+    [ip.as_str(), "localhost"].iter().any(|name| {
+        host.eq_ignore_ascii_case(&format!("{name}:{port}")) || (port == 80 && host.eq_ignore_ascii_case(name))
+    })
 }
 
 fn json(status: u16, body: String, keep_alive: bool) -> Vec<u8> {
@@ -207,6 +341,9 @@ impl Daemon {
     /// is logged and the daemon runs on without it.
     pub(super) fn open_web(&mut self) {
         let Some(settings) = &self.config.web else { return };
+        if let Some(warning) = settings.short_token() {
+            self.log.warning(warning);
+        }
         match Web::open(settings) {
             Ok(web) => {
                 self.log.info(format_args!("web UI on http://{}", settings.listen));
@@ -220,12 +357,21 @@ impl Daemon {
     /// descriptors `ready` says are ready (in `poll_fds` order).
     pub(super) fn serve_web(&mut self, ready: &[bool], now: Instant) {
         let Some(mut web) = self.web.take() else { return };
+        // Existing connections first: `ready` is in their order, which
+        // making room for a newcomer would change.
+        let mut conns = std::mem::take(&mut web.conns);
+        let mut ready_conns = ready.iter().skip(1).copied().chain(std::iter::repeat(false));
+        conns.retain_mut(|conn| {
+            let is_ready = ready_conns.next().unwrap_or(false);
+            self.serve_conn(&mut web, conn, is_ready, now)
+        });
+        web.conns = conns;
         let resume = web.accept_paused.is_some_and(|until| until <= now);
         if ready.first().copied().unwrap_or(false) || resume {
             web.accept_paused = None;
             loop {
-                let stream = match web.listener.accept() {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match web.listener.accept() {
+                    Ok((stream, peer)) => (stream, peer.ip().to_canonical()),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
@@ -238,31 +384,25 @@ impl Daemon {
                         break;
                     }
                 };
+                let Ok(local) = stream.local_addr() else { continue };
                 if stream.set_nonblocking(true).is_err() {
                     continue;
                 }
-                let mut conn = Conn {
+                let conn = Conn {
                     stream,
                     input: Vec::new(),
                     output: Vec::new(),
                     phase: Phase::Reading,
-                    deadline: now + IDLE_TIMEOUT,
+                    deadline: now + FIRST_BYTE_TIMEOUT,
+                    local,
+                    peer,
+                    trusted: false,
                 };
-                if web.conns.len() >= MAX_CONNS {
-                    conn.output = error(503, "too many connections", false);
-                    conn.phase = Phase::Writing { keep_alive: false };
-                    conn.deadline = now + REQUEST_TIMEOUT;
+                if let Some(line) = web.admit(conn, now) {
+                    self.log.warning(line);
                 }
-                web.conns.push(conn);
             }
         }
-        let mut conns = std::mem::take(&mut web.conns);
-        let mut ready = ready.iter().skip(1).copied().chain(std::iter::repeat(false));
-        conns.retain_mut(|conn| {
-            let is_ready = ready.next().unwrap_or(false);
-            self.serve_conn(&mut web, conn, is_ready, now)
-        });
-        web.conns = conns;
         self.push_events(&mut web, now);
         self.web = Some(web);
     }
@@ -327,6 +467,13 @@ impl Daemon {
                 conn.deadline = now + REQUEST_TIMEOUT;
             }
         }
+        if let Phase::Held = conn.phase {
+            if now < conn.deadline {
+                return true;
+            }
+            conn.phase = Phase::Writing { keep_alive: false };
+            conn.deadline = now + REQUEST_TIMEOUT;
+        }
         match conn.phase {
             Phase::Writing { keep_alive } => {
                 if now >= conn.deadline {
@@ -359,7 +506,7 @@ impl Daemon {
                 }
                 write_some(&mut conn.stream, &mut conn.output).is_ok() && conn.output.len() < MAX_BACKLOG
             }
-            Phase::Reading | Phase::Waiting { .. } => true,
+            Phase::Reading | Phase::Waiting { .. } | Phase::Held => true,
         }
     }
 
@@ -374,7 +521,17 @@ impl Daemon {
             conn.phase = Phase::Writing { keep_alive: keep };
             conn.deadline = now + REQUEST_TIMEOUT;
         };
+        if !host_is_ours(request.header("host"), conn.local) {
+            let message = format!("wrong Host; use http://{}/ or http://localhost:{}/", conn.local, conn.local.port());
+            conn.output = error(421, &message, false);
+            conn.phase = Phase::Writing { keep_alive: false };
+            conn.deadline = now + REQUEST_TIMEOUT;
+            return;
+        }
         if request.path == "/metrics" {
+            if auth == Auth::Wrong {
+                return self.refuse_slowly(web, conn, now);
+            }
             return reply(
                 conn,
                 match (method, auth) {
@@ -396,6 +553,9 @@ impl Daemon {
             }
             return reply(conn, asset(&request, keep));
         }
+        if matches!(auth, Auth::Bearer | Auth::Cookie) {
+            conn.trusted = true;
+        }
         if method == "POST" && !same_origin(&request, auth) {
             return reply(conn, error(403, "cross-origin request refused", keep));
         }
@@ -410,7 +570,7 @@ impl Daemon {
                     Err(problem) => return reply(conn, bad_body(&problem, keep)),
                 };
                 if web.token.as_ref().is_some_and(|expected| !constant_time_eq(token.as_bytes(), expected.as_bytes())) {
-                    return reply(conn, error(401, "wrong token", keep));
+                    return self.refuse_slowly(web, conn, now);
                 }
                 let mut id = [0u8; 24];
                 if let Err(e) = sys::random_bytes(&mut id) {
@@ -434,6 +594,7 @@ impl Daemon {
                 let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
                 reply(conn, http::response(204, &[("Set-Cookie", cookie)], b"", keep))
             }
+            _ if auth == Auth::Wrong => self.refuse_slowly(web, conn, now),
             _ if auth == Auth::Denied => reply(conn, error(401, "sign in first", keep)),
             ("GET", ["status"]) => {
                 let indices: Vec<usize> = (0..self.slots.len()).filter(|&i| !self.slots[i].retired).collect();
@@ -482,6 +643,21 @@ impl Daemon {
             }
             _ => reply(conn, error(404, "no such endpoint", keep)),
         }
+    }
+
+    /// Answers a wrong token: its 401 waits, longer with each failure from
+    /// the same address, then the connection closes (what it pipelined is
+    /// never read). The loop goes on meanwhile; a right token from the same
+    /// address is not held, so a guesser cannot lock the admin out.
+    fn refuse_slowly(&mut self, web: &mut Web, conn: &mut Conn, now: Instant) {
+        let (delay, line) = web.strike(conn.peer, now);
+        if let Some(line) = line {
+            self.log.warning(line);
+        }
+        conn.input.clear();
+        conn.output = error(401, "wrong token", false);
+        conn.phase = Phase::Held;
+        conn.deadline = now + delay;
     }
 
     /// `GET /api/processes/NAME/logs`: the captured log's last lines.

@@ -165,3 +165,48 @@ fn mainpid_from_outside_the_services_session_is_not_heard() {
     let _ = intruder.kill();
     let _ = intruder.wait();
 }
+
+/// Connection exhaustion: 64 idle connections of a status-only
+/// control_group member used to make the daemon refuse every command,
+/// `stop` and `shutdown` included. Now one user other than root gets 8
+/// (the rest are refused, logged once), root is always served, and what
+/// the member holds is dropped once its deadline passes.
+#[test]
+fn a_control_group_member_cannot_crowd_out_root() {
+    use std::io::{BufRead, BufReader};
+    let dir = TestDir::new("acc-crowd");
+    dir.write(
+        "daemon.toml",
+        "[daemon]\npid_file = \"d.pid\"\ncontrol_group = \"nogroup\"\n\n\
+         [[processes]]\nname = \"svc\"\ncommand = \"sleep\"\nargs = [\"1035\"]\n",
+    );
+    let daemon = Daemon::start(&dir);
+    let pid = daemon.wait_running("svc", None);
+    // As nobody: 70 connections, each sending the start of a request, then
+    // the reply to the last one (a refusal), then holding them all.
+    let script = r#"use IO::Socket::UNIX; $| = 1; $SIG{PIPE} = "IGNORE";
+        my @held = map { my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!"; print $s "s"; $s } 1..70;
+        my $line = readline($held[-1]); print "last: $line"; sleep 60;"#;
+    let mut attacker = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "perl", "-e", script])
+        .arg(dir.join("d.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("setpriv and perl run the attacker as nobody");
+    let mut last = String::new();
+    BufReader::new(attacker.stdout.take().unwrap()).read_line(&mut last).unwrap();
+    assert_eq!(last.trim_end(), "last: err too many connections (uid 65534 has 8 connections open)");
+    let began = std::time::Instant::now();
+    let out = daemon.cli(&["stop", "svc"]);
+    assert_eq!(out.code, 0, "root's stop while nobody holds its connections: {out:?}");
+    assert!(began.elapsed() < secs(3), "root's stop took {:?}", began.elapsed());
+    assert!(!alive(pid), "svc still runs");
+    let log = daemon.log();
+    assert_eq!(log.matches("control socket: uid 65534 has 8 connections open").count(), 1, "{log}");
+    // The held connections time out (3 s silent, 5 s from a first byte):
+    // the member may read status again, though the attacker still runs.
+    wait_until(secs(15), "nobody may run status again", || as_nobody(&dir, &["status"]).code == 0);
+    let _ = attacker.kill();
+    let _ = attacker.wait();
+}

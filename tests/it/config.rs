@@ -275,3 +275,45 @@ LAZY = "from a table"
     // auto_restart = false: it ran exactly once.
     assert_eq!(dir.read("once.txt"), "once\n");
 }
+
+/// As root, a config another user owns (or can change) says what runs as
+/// root: it used to be used without a word. `check`, `start` and `reload`
+/// now refuse it, naming the file and its owner, unless
+/// `--allow-foreign-config`; so does a directory others may write.
+#[test]
+fn a_config_others_can_change_is_refused_as_root() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let dir = TestDir::new("cfg-foreign");
+    dir.script("svc.sh", TRACE);
+    let config = dir.config("[[processes]]\nname = \"svc\"\ncommand = \"./svc.sh\"\n");
+    chown(&config, Some(65534), None).unwrap();
+    let refusal = "mi7soft-daemon: error: daemon.toml: owned by nobody (uid 65534), not by root";
+    for command in ["check", "start"] {
+        let out = run_bounded(&dir.path, &["-c", "daemon.toml", command], secs(10));
+        assert_eq!(out.code, 1, "{command}: {out:?}");
+        assert!(out.stderr.starts_with(refusal), "{command}: {out:?}");
+        assert!(out.stderr.contains("--allow-foreign-config"), "{command}: {out:?}");
+    }
+    assert!(!dir.join("ran.txt").exists(), "a foreign config ran a service");
+    let out = run_bounded(&dir.path, &["--allow-foreign-config", "-c", "daemon.toml", "check"], secs(10));
+    assert_eq!(out.code, 0, "{out:?}");
+
+    // Root's file in a directory anyone may write: refused too.
+    chown(&config, Some(0), None).unwrap();
+    fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run_bounded(&dir.path, &["-c", "daemon.toml", "check"], secs(10));
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("is writable by other users (mode 777"), "{out:?}");
+    fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o755)).unwrap();
+
+    // Given to another user while the daemon runs: reload refuses it.
+    let daemon = Daemon::start(&dir);
+    let pid = daemon.wait_running("svc", None);
+    dir.config("[[processes]]\nname = \"other\"\ncommand = \"./svc.sh\"\n");
+    chown(&config, Some(65534), None).unwrap();
+    let out = daemon.cli(&["reload"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("owned by nobody (uid 65534)"), "{out:?}");
+    assert_eq!(daemon.process("svc").pid, Some(pid), "a refused reload changed svc");
+    assert!(daemon.find("other").is_none(), "a refused reload started other");
+}
