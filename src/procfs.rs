@@ -1,8 +1,9 @@
 //! What /proc says about processes: start times (which, with a pid, name one
 //! exact process), parents, process groups and sessions, users.
 //!
-//! Everything here reads files, with no libc call. The one whole-/proc
-//! scan is made while a process group drains, never in an idle daemon.
+//! Everything here reads files, with no libc call. Whole-/proc scans are
+//! made while a process group drains and when a main process ends (for
+//! what it left in the background), never in an idle daemon.
 //! Nothing here reads a process's environment or title: a process may
 //! rewrite both (nginx and redis write their title over their
 //! environment), and anyone may forge them.
@@ -67,6 +68,28 @@ pub fn seconds_since_boot() -> Option<f64> {
 /// Every pid in /proc.
 fn pids() -> impl Iterator<Item = Pid> {
     fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// Every live (not zombie) process, with its stat.
+pub fn live() -> impl Iterator<Item = (Pid, Stat)> {
+    pids().filter_map(|pid| Some((pid, stat(pid)?))).filter(|(_, s)| s.is_alive())
+}
+
+/// Whether `pid` was inherited by `reaper` (a child subreaper) from a
+/// process tree that began no earlier than `since` (a start time): `pid`
+/// and each parent up to `reaper` started at or after `since`. A daemon's
+/// child that called setsid and whose parent exited is such a process.
+pub fn inherited_since(pid: Pid, reaper: Pid, since: u64) -> bool {
+    let mut at = pid;
+    // A short chain; the bound only guards against a loop while pids are reused.
+    for _ in 0..64 {
+        match stat(at) {
+            Some(s) if s.starttime >= since && s.ppid == reaper => return true,
+            Some(s) if s.starttime >= since && s.ppid > 1 => at = s.ppid,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Whether `ancestor` is among the parents of `pid`.

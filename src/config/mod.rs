@@ -234,6 +234,9 @@ pub struct Policy {
     pub ready_timeout: Duration,
     /// With `WATCHDOG=1` pings: the longest silence before a restart.
     pub watchdog: Option<Duration>,
+    /// A daemon that forks and lets its parent exit: once the started
+    /// process exits successfully, the main process is the pid in this file.
+    pub pid_file: Option<std::path::PathBuf>,
 }
 
 /// How a started process is judged ready.
@@ -285,6 +288,7 @@ impl Default for Policy {
             ready: Ready::Uptime,
             ready_timeout: Duration::from_secs(60),
             watchdog: None,
+            pid_file: None,
         }
     }
 }
