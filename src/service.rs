@@ -547,7 +547,8 @@ impl Service {
     /// seen in the same pass as that deadline, before it, still counts as
     /// a run of min_uptime).
     fn failed_start(&self, since: Instant, now: Instant) -> bool {
-        let became_ready = self.run_was_ready || self.policy.ready == Ready::Uptime;
+        // With pid_file, uptime readiness is the pid file's hand-over.
+        let became_ready = self.run_was_ready || (self.policy.ready == Ready::Uptime && self.policy.pid_file.is_none());
         !became_ready || now.saturating_duration_since(since) < self.policy.min_uptime
     }
 
