@@ -92,6 +92,13 @@ pub fn inherited_since(pid: Pid, reaper: Pid, since: u64) -> bool {
     false
 }
 
+/// Whether `pid` runs this very program (the fd holder, a probe the
+/// daemon forked before its exec): never a service's leftover.
+pub fn runs_our_program(pid: Pid) -> bool {
+    let ours = fs::read_link("/proc/self/exe");
+    ours.is_ok() && fs::read_link(format!("/proc/{pid}/exe")).ok() == ours.ok()
+}
+
 /// Whether `ancestor` is among the parents of `pid`.
 pub fn descends(pid: Pid, ancestor: Pid) -> bool {
     ancestors(pid).contains(&ancestor)

@@ -137,7 +137,7 @@ impl Daemon {
         let another = self.slots.iter().enumerate().any(|(i, s)| {
             i != index && s.service.state.is_up() && (s.service.state.main_pid() == Some(pid) || s.session == stat.sid)
         });
-        if !(in_session || inherited) || another {
+        if !(in_session || inherited) || another || procfs::runs_our_program(pid) {
             return Err(format!(
                 "it names pid {pid}, which is neither in the service's session ({}) nor a process its started \
                  process left to the supervisor",
@@ -170,6 +170,7 @@ impl Daemon {
                 && !others.contains(&stat.sid)
                 && !others.contains(&stat.pgid)
                 && !self.is_check_command(pid)
+                && !procfs::runs_our_program(pid)
                 && (user == 0 || procfs::uid(pid) == Some(user))
         })
     }
