@@ -3,7 +3,8 @@
 //! time and memory of process groups.
 //!
 //! Everything here reads files, with no libc call. Whole-/proc scans are
-//! made while a process group drains and when someone asks for the status
+//! made while a process group drains, when a main process ends (for what
+//! it left in the background) and when someone asks for the status
 //! (`status`, the API, a Prometheus scrape), never in an idle daemon.
 //! Nothing here reads a process's environment or title: a process may
 //! rewrite both (nginx and redis write their title over their
@@ -69,6 +70,35 @@ pub fn seconds_since_boot() -> Option<f64> {
 /// Every pid in /proc.
 fn pids() -> impl Iterator<Item = Pid> {
     fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// Every live (not zombie) process, with its stat.
+pub fn live() -> impl Iterator<Item = (Pid, Stat)> {
+    pids().filter_map(|pid| Some((pid, stat(pid)?))).filter(|(_, s)| s.is_alive())
+}
+
+/// Whether `pid` was inherited by `reaper` (a child subreaper) from a
+/// process tree that began no earlier than `since` (a start time): `pid`
+/// and each parent up to `reaper` started at or after `since`. A daemon's
+/// child that called setsid and whose parent exited is such a process.
+pub fn inherited_since(pid: Pid, reaper: Pid, since: u64) -> bool {
+    let mut at = pid;
+    // A short chain; the bound only guards against a loop while pids are reused.
+    for _ in 0..64 {
+        match stat(at) {
+            Some(s) if s.starttime >= since && s.ppid == reaper => return true,
+            Some(s) if s.starttime >= since && s.ppid > 1 => at = s.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Whether `pid` runs this very program (the fd holder, a probe the
+/// daemon forked before its exec): never a service's leftover.
+pub fn runs_our_program(pid: Pid) -> bool {
+    let ours = fs::read_link("/proc/self/exe");
+    ours.is_ok() && fs::read_link(format!("/proc/{pid}/exe")).ok() == ours.ok()
 }
 
 /// Whether `ancestor` is among the parents of `pid`.

@@ -158,9 +158,15 @@ pub enum Event {
     Ping,
     /// Health checks failed; the text says how.
     Unhealthy(String),
-    /// The service named another process as its main one (`MAINPID=`),
-    /// already checked to be its own; `group` is that process's group.
+    /// The service named another process as its main one (`MAINPID=`,
+    /// or its `pid_file` after the started process exited), already
+    /// checked to be its own; `group` is that process's group.
     MainPid { pid: Pid, group: Pid },
+    /// The started process of a service with `pid_file` exited
+    /// successfully, but the file named no process of the service within
+    /// the ready timeout (missing, stale, foreign): a failed start. The
+    /// text says why; `group_alive` as for `Exited`.
+    NoMainPid { reason: String, group_alive: bool },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -299,11 +305,17 @@ impl Service {
 
             (Spawning, Event::Spawned(pid)) => {
                 let wait = match self.policy.ready {
+                    // Ready once the pid file names its process.
+                    Ready::Uptime if self.policy.pid_file.is_some() => self.policy.ready_timeout,
                     Ready::Uptime => self.policy.min_uptime,
                     Ready::Notify | Ready::Probe(_) => self.policy.ready_timeout,
                 };
-                // A oneshot is ready when it is done, not while it runs.
-                let ready = self.policy.ready == Ready::Uptime && wait.is_zero() && !self.policy.oneshot;
+                // A oneshot is ready when it is done, not while it runs; with
+                // pid_file, at the pid file's hand-over.
+                let ready = self.policy.ready == Ready::Uptime
+                    && self.policy.pid_file.is_none()
+                    && wait.is_zero()
+                    && !self.policy.oneshot;
                 self.state = Running { pid, since: now, ready };
                 self.run_was_ready = ready;
                 self.group = pid;
@@ -338,6 +350,11 @@ impl Service {
                 vec![]
             }
             (Running { pid, since, ready: false }, Event::Deadline) => match self.policy.ready {
+                Ready::Uptime if self.policy.pid_file.is_some() => {
+                    // The started process still runs: it never forked away.
+                    let secs = msg::seconds(self.policy.ready_timeout);
+                    self.fail(pid, since, format!("did not go to the background within {secs}s"), now)
+                }
                 Ready::Uptime => {
                     self.state = Running { pid, since, ready: true };
                     self.run_was_ready = true;
@@ -414,6 +431,20 @@ impl Service {
                 self.deadline = deadline;
                 actions
             }
+            (Running { pid, since, .. }, Event::NoMainPid { reason, group_alive }) => {
+                // As if the daemon had stopped it for the reason, and it
+                // then ended (with what is left of its group to go).
+                self.failure = Some(reason);
+                self.state = Stopping { pid, since };
+                let status = ExitStatus::Code(0);
+                if group_alive {
+                    self.last_exit = Some(status.to_string());
+                    self.state = Draining { pgid: self.group, since, exit: status, requested: false };
+                    return self.signal_stop(now);
+                }
+                self.deadline = None;
+                self.after_exit(status, since, now)
+            }
             (Backoff, Event::Deadline) => {
                 self.deadline = None;
                 self.spawn_again(now)
@@ -452,6 +483,10 @@ impl Service {
             | (
                 Stopped | Waiting | Spawning | Draining { .. } | Backoff | Exited | Done | Fatal,
                 Event::MainPid { .. },
+            )
+            | (
+                Stopped | Waiting | Spawning | Stopping { .. } | Draining { .. } | Backoff | Exited | Done | Fatal,
+                Event::NoMainPid { .. },
             ) => {
                 vec![]
             }
@@ -562,7 +597,8 @@ impl Service {
             // A oneshot that failed never became ready (done is ready).
             return true;
         }
-        let became_ready = self.run_was_ready || self.policy.ready == Ready::Uptime;
+        // With pid_file, uptime readiness is the pid file's hand-over.
+        let became_ready = self.run_was_ready || (self.policy.ready == Ready::Uptime && self.policy.pid_file.is_none());
         !became_ready || now.saturating_duration_since(since) < self.policy.min_uptime
     }
 
@@ -842,6 +878,47 @@ mod tests {
         assert_eq!(s.step(Event::GroupGone, timeout), vec![]);
         assert_eq!(s.step(Event::MainPid { pid: 99, group: 99 }, timeout), vec![]);
         assert_eq!(s.state, State::Stopped);
+    }
+
+    #[test]
+    fn a_pid_file_service_is_ready_when_its_pid_file_names_a_process() {
+        let policy = Policy { pid_file: Some("/run/x.pid".into()), ready_timeout: 5 * SECOND, ..Policy::default() };
+        let now = Instant::now();
+        let mut s = running_with(policy.clone(), now);
+        // Not ready at min_uptime: the wait is the ready timeout.
+        assert_eq!(s.deadline, Some(now + 5 * SECOND));
+        assert_eq!(s.step(Event::MainPid { pid: 77, group: 77 }, now), vec![]);
+        assert_eq!(s.step(Event::Ready, now), vec![]);
+        assert_eq!((s.state.main_pid(), s.state.is_ready(), s.group), (Some(77), true, 77));
+
+        // A started process that never forks away is stopped at the timeout.
+        let mut s = running_with(policy, now);
+        let actions = s.step(Event::Deadline, now + 5 * SECOND);
+        assert_eq!(actions[0], Action::Signal(42, libc::SIGTERM));
+        assert_eq!(s.failure(), Some("did not go to the background within 5s"));
+    }
+
+    #[test]
+    fn no_main_pid_from_the_pid_file_is_a_failed_start() {
+        let policy = Policy { pid_file: Some("/run/x.pid".into()), ..Policy::default() };
+        let now = Instant::now();
+        let later = now + 10 * SECOND;
+        let mut s = running_with(policy.clone(), now);
+        let stale = || "pid file /run/x.pid names pid 9, which does not run".to_string();
+        assert_eq!(s.step(Event::NoMainPid { reason: stale(), group_alive: false }, later), vec![]);
+        assert_eq!(s.state, State::Backoff);
+        assert_eq!(s.last_exit, Some(format!("{} (exit 0)", stale())));
+
+        // What is left of the group drains first.
+        let mut s = running_with(policy, now);
+        let term = vec![Action::Signal(42, libc::SIGTERM), Action::Signal(42, libc::SIGCONT)];
+        assert_eq!(s.step(Event::NoMainPid { reason: stale(), group_alive: true }, later), term);
+        assert_eq!(s.failure(), Some(stale().as_str()));
+        assert_eq!(s.step(Event::GroupGone, later), vec![]);
+        assert_eq!(s.state, State::Backoff);
+        // Not up: nothing to fail.
+        assert_eq!(s.step(Event::NoMainPid { reason: stale(), group_alive: false }, later), vec![]);
+        assert_eq!(s.state, State::Backoff);
     }
 
     #[test]

@@ -269,6 +269,9 @@ pub struct Policy {
     /// `type = "oneshot"`: a task that runs to completion; a successful
     /// exit leaves it `done`, which counts as ready for its dependents.
     pub oneshot: bool,
+    /// A daemon that forks and lets its parent exit: once the started
+    /// process exits successfully, the main process is the pid in this file.
+    pub pid_file: Option<std::path::PathBuf>,
 }
 
 /// How a started process is judged ready.
@@ -321,6 +324,7 @@ impl Default for Policy {
             ready_timeout: Duration::from_secs(60),
             watchdog: None,
             oneshot: false,
+            pid_file: None,
         }
     }
 }

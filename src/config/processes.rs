@@ -46,6 +46,7 @@ const SERVICE_KEYS: &[&str] = &[
     "ready",
     "ready_timeout",
     "watchdog_sec",
+    "pid_file",
     "depends_on",
     "restart_dependents",
     "health_check",
@@ -125,6 +126,7 @@ impl Checker<'_> {
         policy.ready_timeout =
             self.seconds(table, "ready_timeout", &cx, Duration::from_millis(1)).unwrap_or(policy.ready_timeout);
         policy.watchdog = self.seconds(table, "watchdog_sec", &cx, Duration::from_millis(1));
+        policy.pid_file = self.path(table, "pid_file", &cx);
         let depends_on = self.strings(table, "depends_on", &cx).unwrap_or_default();
         let restart_dependents = self.boolean(table, "restart_dependents", &cx).unwrap_or(false);
         let health_check = self.health_check(table, &cx);

@@ -20,6 +20,7 @@
 
 mod adoption;
 mod clients;
+mod forking;
 mod notify;
 mod output;
 mod probes;
@@ -87,6 +88,8 @@ struct Slot {
     started_at: u64,
     /// The last STATUS= it sent over the notify socket.
     status_text: Option<String>,
+    /// Its started process exited and its pid file is awaited.
+    pid_wait: Option<forking::PidWait>,
 }
 
 impl Slot {
@@ -100,6 +103,7 @@ impl Slot {
             session: 0,
             started_at: 0,
             status_text: None,
+            pid_wait: None,
         }
     }
 }
@@ -390,8 +394,16 @@ fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File), S
         .map_err(|e| SetupError(format!("control socket {}", msg::path_error(socket, &e))))?;
     let signals = SignalPipe::install().map_err(|e| SetupError(format!("signal handlers: {}", msg::io_error(&e))))?;
     let stdin = File::open("/dev/null").map_err(|e| SetupError(msg::path_error(Path::new("/dev/null"), &e)))?;
-    if config.daemon.subreaper {
-        sys::become_subreaper().map_err(|e| SetupError(format!("subreaper = true: {}", msg::io_error(&e))))?;
+    // Always where the kernel allows: only as a subreaper does the daemon
+    // inherit what a service's process left when it went to the background
+    // (its own session, its parent gone), the one proof that a forking
+    // daemon's pid file or leftover is the service's. `subreaper = true`
+    // makes a kernel without it an error.
+    match sys::become_subreaper() {
+        Err(e) if config.daemon.subreaper => {
+            return Err(SetupError(format!("subreaper = true: {}", msg::io_error(&e))));
+        }
+        Ok(()) | Err(_) => {}
     }
     adoption::check_state_file(&config.daemon.state_file).map_err(SetupError)?;
     // A failure here only means fewer services fit; not a reason to stop.
@@ -526,6 +538,9 @@ impl Daemon {
                 self.check_polled(now);
             }
             self.check_draining(now);
+            // Before deadlines: a ready timeout that passed while a pid file
+            // was awaited is the pid file's failure, not a stop of a process.
+            self.check_pid_files(now);
             self.fire_deadlines(now);
             self.run_checks(&probed, now);
             self.advance_dependencies(now);
@@ -560,6 +575,8 @@ impl Daemon {
             .iter()
             .any(|s| matches!(s.service.state, State::Draining { .. }))
             .then(|| Instant::now() + DRAIN_CHECK);
+        let pid_files =
+            self.slots.iter().any(|s| s.pid_wait.is_some()).then(|| Instant::now() + forking::PID_FILE_RETRY);
         let checks = self.checks.iter().map(probes::Check::due);
         #[cfg(feature = "web")]
         let web = self.web.as_ref().and_then(web::Web::next_deadline);
@@ -569,6 +586,7 @@ impl Daemon {
             .chain(clients)
             .chain(self.next_check)
             .chain(draining)
+            .chain(pid_files)
             .chain(checks)
             .chain(web)
             .chain(self.accept_paused)
@@ -843,6 +861,7 @@ impl Daemon {
             let slot = &mut self.slots[index];
             slot.watch = Watch::Child;
             slot.status_text = None;
+            slot.pid_wait = None;
             slot.starttime = procfs::process_starttime(pid).unwrap_or(0);
             slot.session = pid;
             slot.started_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -973,9 +992,35 @@ impl Daemon {
                 .unwrap_or(status),
             false => status,
         };
-        let group = self.slots[index].service.group;
-        let group_alive = procfs::group_alive(group);
+        if self.forked_away(index, pid, status, now) {
+            return;
+        }
+        let mut group = self.slots[index].service.group;
+        let mut group_alive = procfs::group_alive(group);
         let label = label(&self.slots[index].service);
+        if let (false, Some((left, stat))) = (group_alive, self.left_behind(index)) {
+            // What it left outside its group is the service's too: drained
+            // like the group, so it neither escapes a stop nor keeps a port
+            // from the next start.
+            let service = &mut self.slots[index].service;
+            if let ExitStatus::Code(code @ 0) = status {
+                self.log.warning(format_args!(
+                    "{label}: exited {code} but pid {left}, which it started, still runs: it went to the \
+                     background; run it in the foreground or set pid_file"
+                ));
+            } else {
+                self.log.warning(format_args!("{label}: pid {left}, which it started, still runs"));
+            }
+            group = stat.pgid;
+            service.group = group;
+            if let State::Stopping { .. } = service.state {
+                // The stop signal went to the old group.
+                let signal = service.policy.stop_signal;
+                let _ = sys::kill_group(group, signal);
+                let _ = sys::kill_group(group, libc::SIGCONT);
+            }
+            group_alive = true;
+        }
         let name = self.slots[index].service.name.clone();
         self.finish_output(&name);
         let failed = self.slots[index].service.failure().is_some();

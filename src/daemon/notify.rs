@@ -114,11 +114,18 @@ impl Daemon {
         if sender.uid != 0 && procfs::uid(pid) != Some(sender.uid) {
             return Err(format!("process {pid} belongs to another user than the sender"));
         }
-        self.log.info(format_args!(
-            "{}: main process is now pid {pid} (MAINPID= from pid {}; was {current})",
-            label(&slot.service),
-            sender.pid
-        ));
+        self.hand_over(index, pid, stat, &format!("MAINPID= from pid {}", sender.pid), now);
+        Ok(())
+    }
+
+    /// Makes `pid` (whose /proc stat is `stat`, already proven the
+    /// service's) the instance's main process: watched, recorded and
+    /// signalled from now on. `how` says who named it, for the log. The
+    /// one path of `MAINPID=` and `pid_file`.
+    pub(super) fn hand_over(&mut self, index: usize, pid: sys::Pid, stat: procfs::Stat, how: &str, now: Instant) {
+        let slot = &self.slots[index];
+        let current = slot.service.state.main_pid().unwrap_or(0);
+        self.log.info(format_args!("{}: main process is now pid {pid} ({how}; was {current})", label(&slot.service)));
         let watch = if stat.ppid == sys::getpid() { Watch::Child } else { self.watch(pid) };
         let slot = &mut self.slots[index];
         slot.watch = watch;
@@ -129,7 +136,6 @@ impl Daemon {
         // a crash before the end of the pass would lose the new one.
         self.dirty = true;
         self.persist();
-        Ok(())
     }
 
     /// The instance a sender belongs to: its main process, a member of its

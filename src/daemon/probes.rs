@@ -200,6 +200,11 @@ impl Daemon {
         }
     }
 
+    /// Whether `pid` is a running check command.
+    pub(super) fn is_check_command(&self, pid: sys::Pid) -> bool {
+        self.checks.iter().any(|c| matches!(c.run, Some(Run::Command { pid: p, .. }) if p == pid))
+    }
+
     /// A check command ended: `true` when `pid` was one.
     pub(super) fn check_command_ended(&mut self, pid: sys::Pid, status: ExitStatus, now: Instant) -> bool {
         let Some(index) =

@@ -479,13 +479,15 @@ fn a_subreaper_daemon_reaps_orphaned_grandchildren() {
     dir.write(
         "daemon.toml",
         "[daemon]\npid_file = \"d.pid\"\ncheck_interval = 1\nsubreaper = true\n\n\
-         [[processes]]\nname = \"forks\"\ncommand = \"sh\"\nargs = [\"-c\", \"setsid sh -c 'touch left; exec sleep 1.55' & \
+         [[processes]]\nname = \"forks\"\ncommand = \"sh\"\nargs = [\"-c\", \"setsid sh -c 'trap \\\"\\\" TERM; touch left; exec sleep 1.55' & \
          until [ -e left ]; do sleep 0.01; done; exit 0\"]\n\
          auto_restart = false\n",
     );
     // The grandchild leaves the service's process group (as a program that
     // daemonizes does), and the service waits for that before it exits: a
-    // leftover in the group would be stopped with it.
+    // leftover in the group would be stopped with it. What a service leaves
+    // in the background is drained when it exits, so the grandchild ignores
+    // the stop signal and lives out its time, to end as the daemon's orphan.
     let mut daemon = Daemon::start(&dir);
     let mut orphan = None;
     wait_until(secs(5), "sleep 1.55 is orphaned to the daemon", || {

@@ -588,3 +588,142 @@ fn a_service_without_log_file_survives_its_supervisors_stdout_reader_going_away(
     wait_until(secs(5), "chatty goes on writing", || written(&dir) > at);
     assert!(daemon.is_up(), "the supervisor died after its stdout's reader went away");
 }
+
+/// Classic forking: `args` with nginx's `daemon off;` turned on, or
+/// dnsmasq's `--keep-in-foreground` left out.
+fn forking_args(args: Vec<String>) -> Vec<String> {
+    args.into_iter()
+        .filter(|a| a != "--keep-in-foreground")
+        .map(|a| if a == "daemon off;" { "daemon on;".to_string() } else { a })
+        .collect()
+}
+
+/// Whether nothing listens on 127.0.0.1:port any more (TCP for nginx, UDP
+/// for dnsmasq): the port can be bound.
+fn port_free(real: &Real, port: u16) -> bool {
+    if real.name == "dnsmasq" {
+        UdpSocket::bind(("127.0.0.1", port)).is_ok()
+    } else {
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    }
+}
+
+/// `real` forks into the background and names its master in `pid_file`:
+/// the supervisor takes that pid as the main process, shows it, a new
+/// supervisor adopts it after a SIGKILL with nothing doubled, `stop` ends
+/// it and frees the port, and `shutdown --stop-all` leaves nothing.
+fn forking_with_pid_file(real: &Real, pid_file: &str) {
+    let dir = TestDir::new(&format!("fk-{}", real.name));
+    let port = free_port();
+    let args = forking_args((real.setup)(&dir, port));
+    dir.config(&format!(
+        "[[processes]]\nname = \"{}\"\ncommand = \"{}\"\nargs = {args:?}\npid_file = \"{pid_file}\"\n\
+         ready_timeout = 10\n\n",
+        real.name, real.binary
+    ));
+    let daemon = Daemon::start(&dir);
+    let pid = daemon.wait_running(real.name, None);
+    wait_until(secs(10), &format!("{} serves", real.name), || (real.serves)(port));
+    assert_eq!(dir.read(pid_file).trim(), pid.to_string(), "status shows the pid in {pid_file}");
+    assert_eq!(starts(&dir, real.binary), vec![pid], "{}", describe(&dir, real.binary));
+    let log = daemon.log();
+    assert!(log.contains(&format!("{}: main process is now pid {pid} (from pid file", real.name)), "{log}");
+    let start = starttime(pid);
+
+    drop(daemon);
+    let daemon = Daemon::start(&dir);
+    assert_eq!(daemon.wait_running(real.name, None), pid, "{}", daemon.log());
+    assert_eq!(starttime(pid), start);
+    holds_for(secs(1), "nothing is doubled after the adoption", || {
+        starts(&dir, real.binary) == vec![pid] && copies(&dir, real.binary).len() == real.n_processes
+    });
+    assert!((real.serves)(port));
+
+    let out = daemon.cli(&["stop", real.name]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(secs(10), "stop ends every process and frees the port", || {
+        copies(&dir, real.binary).is_empty() && port_free(real, port)
+    });
+    assert_eq!(daemon.process(real.name).state, "stopped");
+
+    let out = daemon.cli(&["start-process", real.name]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let again = daemon.wait_running(real.name, Some(pid));
+    wait_until(secs(10), &format!("{} serves again", real.name), || (real.serves)(port));
+    assert_eq!(starts(&dir, real.binary), vec![again]);
+    let out = daemon.cli(&["shutdown", "--stop-all"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(secs(10), "nothing of the test runs after shutdown --stop-all", || dir.processes().is_empty());
+}
+
+#[test]
+fn nginx_daemon_on_with_pid_file_is_watched_adopted_and_stopped() {
+    forking_with_pid_file(&NGINX, "nginx.pid");
+}
+
+#[test]
+fn dnsmasq_forking_with_pid_file_is_watched_adopted_and_stopped() {
+    forking_with_pid_file(&DNSMASQ, "dnsmasq.pid");
+}
+
+#[test]
+fn a_stale_or_foreign_pid_file_is_refused_and_not_adopted() {
+    let dir = TestDir::new("fk-stale");
+    // One names a process that has ended, one names init.
+    let keys = "pid_file = \"x.pid\"\nready_timeout = 1\nrestart = \"never\"";
+    dir.config(&format!(
+        "{}{}",
+        sh_service("stale", "sh -c 'echo $$ > stale/x.pid'; exit 0", &keys.replace("x.pid", "stale/x.pid")),
+        sh_service("foreign", "echo 1 > foreign/x.pid; exit 0", &keys.replace("x.pid", "foreign/x.pid")),
+    ));
+    std::fs::create_dir_all(dir.join("stale")).unwrap();
+    std::fs::create_dir_all(dir.join("foreign")).unwrap();
+    let daemon = Daemon::start(&dir);
+    for name in ["stale", "foreign"] {
+        wait_until(secs(10), &format!("{name} is refused"), || daemon.process(name).state == "exited");
+        let p = daemon.process(name);
+        assert_eq!(p.pid, None, "{p:?}");
+    }
+    let log = daemon.log();
+    let path = |name: &str| dir.join(name).join("x.pid").display().to_string();
+    assert!(log.contains(&format!("stale: pid file {}: it names pid ", path("stale"))), "{log}");
+    assert!(log.contains("which does not run (a stale pid file?); not adopted"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "foreign: pid file {}: it names pid 1, which is neither in the service's session",
+            path("foreign")
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("main process is now"), "{log}");
+    // A new supervisor does not adopt them either.
+    drop(daemon);
+    let daemon = Daemon::start(&dir);
+    for name in ["stale", "foreign"] {
+        assert_eq!(daemon.process(name).pid, None);
+    }
+}
+
+#[test]
+fn nginx_daemon_on_without_pid_file_is_explained_and_its_leftovers_stopped() {
+    let dir = TestDir::new("fk-nopid");
+    let port = free_port();
+    let args = forking_args(nginx_setup(&dir, port));
+    dir.config(&format!(
+        "[[processes]]\nname = \"nginx\"\ncommand = \"/usr/sbin/nginx\"\nargs = {args:?}\nrestart = \"on-failure\"\n\n"
+    ));
+    let daemon = Daemon::start(&dir);
+    wait_until(secs(10), "the log says nginx went to the background", || {
+        daemon.log().contains("went to the background; run it in the foreground or set pid_file")
+    });
+    let log = daemon.log();
+    let line = log.lines().find(|l| l.contains("went to the background")).unwrap();
+    assert!(line.contains("nginx: exited 0 but pid "), "{line}");
+    // The leftovers are the service's: stopped with it, the port freed.
+    let out = daemon.cli(&["stop", "nginx"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until(secs(10), "no nginx is left and the port is free", || {
+        copies(&dir, NGINX.binary).is_empty() && port_free(&NGINX, port)
+    });
+    assert_eq!(daemon.process("nginx").pid, None);
+}
