@@ -467,6 +467,10 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
                 next_start_secs: None,
                 status_text: r.status,
                 last_exit,
+                last_exit_at: None,
+                ended_by: None,
+                max_instances: 1,
+                log_file: false,
             }
         })
         .collect();

@@ -20,7 +20,7 @@ use std::str::FromStr;
 /// A JSON value.
 pub(crate) enum Json<'a> {
     Null,
-    Bool,
+    Bool(bool),
     Number(&'a str),
     String(String),
     Array(Vec<Json<'a>>),
@@ -102,6 +102,13 @@ impl<'j, 'a> Object<'j, 'a> {
         match self.get(key)? {
             Json::Number(n) => n.parse().map_err(|_| format!("{key}: {n} is not an integer in range")),
             _ => Err(format!("{key}: expected a number")),
+        }
+    }
+
+    pub(crate) fn boolean(&self, key: &str) -> Result<bool, String> {
+        match self.get(key)? {
+            Json::Bool(b) => Ok(*b),
+            _ => Err(format!("{key}: expected true or false")),
         }
     }
 
@@ -207,7 +214,7 @@ impl<'a> Reader<'a> {
         }
         match &self.text[start..self.at] {
             "null" => return Ok(Json::Null),
-            "true" | "false" => return Ok(Json::Bool),
+            word @ ("true" | "false") => return Ok(Json::Bool(word == "true")),
             "" => {}
             _ => {
                 self.at = start;

@@ -45,6 +45,14 @@ pub struct ProcessInfo {
     pub next_start_secs: Option<u64>,
     /// The last STATUS= the service sent over the notify socket.
     pub status_text: Option<String>,
+    /// When the last run ended, in seconds since the Unix epoch, and who
+    /// ended it: "user", "daemon" or "itself" (see `service.rs`).
+    pub last_exit_at: Option<u64>,
+    pub ended_by: Option<String>,
+    /// The service may run this many instances (`start` adds one).
+    pub max_instances: u32,
+    /// Its output is captured in a log file (`GET …/logs` can read it).
+    pub log_file: bool,
 }
 
 impl ProcessInfo {
@@ -70,7 +78,7 @@ impl Document {
         for (n, p) in self.processes.iter().enumerate() {
             let _ = write!(
                 out,
-                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{}}}"#,
+                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{},"last_exit_at":{},"ended_by":{},"max_instances":{},"log_file":{}}}"#,
                 if n == 0 { "" } else { "," },
                 Quoted(&p.name),
                 p.instance,
@@ -81,6 +89,10 @@ impl Document {
                 Nullable(p.last_exit.as_deref().map(Quoted)),
                 Nullable(p.next_start_secs),
                 Nullable(p.status_text.as_deref().map(Quoted)),
+                Nullable(p.last_exit_at),
+                Nullable(p.ended_by.as_deref().map(Quoted)),
+                p.max_instances,
+                p.log_file,
             );
         }
         out.push_str("]}");
@@ -116,6 +128,11 @@ impl Document {
                 last_exit: p.optional("last_exit", Object::string)?,
                 next_start_secs: p.optional("next_start_secs", Object::number)?,
                 status_text: p.optional("status_text", Object::string)?,
+                last_exit_at: p.optional("last_exit_at", Object::number)?,
+                ended_by: p.optional("ended_by", Object::string)?,
+                // Absent from an older daemon's document.
+                max_instances: p.optional("max_instances", Object::number)?.unwrap_or(1),
+                log_file: p.optional("log_file", Object::boolean)?.unwrap_or(false),
             });
         }
         Ok(Document { daemon, processes })
@@ -231,6 +248,10 @@ mod tests {
             last_exit: last_exit.map(str::to_string),
             next_start_secs: (state == "backoff").then_some(3),
             status_text: None,
+            last_exit_at: None,
+            ended_by: None,
+            max_instances: 1,
+            log_file: false,
         }
     }
 
@@ -243,7 +264,7 @@ mod tests {
         let json = doc.to_json();
         assert_eq!(
             json,
-            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null}]}"#
+            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null,"last_exit_at":null,"ended_by":null,"max_instances":1,"log_file":false}]}"#
         );
         assert_eq!(Document::from_json(&json).unwrap(), doc);
         // Escapes as nanoserde wrote them, which earlier daemons sent.

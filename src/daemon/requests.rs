@@ -262,6 +262,15 @@ impl Daemon {
                         restarts: s.n_restarts,
                         last_exit: s.last_exit.clone(),
                         status_text: self.slots[i].status_text.clone(),
+                        // Wall-clock time from the monotonic one, as the page shows it.
+                        last_exit_at: s.last_exit_at.map(|at| {
+                            let ago = now.saturating_duration_since(at);
+                            let wall = SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH);
+                            wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+                        }),
+                        ended_by: s.ended_by.map(str::to_string),
+                        max_instances: self.slots[i].def.max_instances,
+                        log_file: matches!(self.slots[i].def.capture, Some(crate::capture::Sink::File { .. })),
                         next_start_secs: s.next_start().map(|at| {
                             let left = at.saturating_duration_since(now);
                             left.as_secs() + u64::from(left.subsec_nanos() > 0)
