@@ -35,6 +35,8 @@ mod pidfile;
 mod procfs;
 pub mod sdnotify;
 mod service;
+#[cfg(feature = "web")]
+mod session;
 pub mod state;
 pub mod status;
 #[allow(unsafe_code)]
