@@ -14,6 +14,10 @@ export const proc = (over: Partial<ProcessInfo> = {}): ProcessInfo => ({
   last_exit: null,
   next_start_secs: null,
   status_text: null,
+  last_exit_at: null,
+  ended_by: null,
+  max_instances: 1,
+  log_file: true,
   ...over,
 })
 
