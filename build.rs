@@ -1,5 +1,4 @@
-//! Embeds the web UI's built files (web/dist, each with its gzip copy: the
-//! plain bytes are for clients that do not take gzip) into
+//! Embeds the web UI's built files (web/dist, each with a gzip copy) into
 //! the binary as a table the daemon serves from; an empty table when the
 //! `web` feature is off or the page was never built.
 
@@ -16,7 +15,7 @@ fn main() {
     }
     files.sort();
     let mut code = String::from(
-        "/// (path, content type, gzip bytes, plain bytes, ETag)\npub type Asset = (&'static str, &'static str, &'static [u8], &'static [u8], &'static str);\npub static ASSETS: &[Asset] = &[\n",
+        "/// (path, content type, gzip bytes, ETag)\npub static ASSETS: &[(&str, &str, &[u8], &str)] = &[\n",
     );
     for file in files {
         let gz = PathBuf::from(format!("{}.gz", file.display()));
@@ -28,13 +27,11 @@ fn main() {
         }
         let _ = writeln!(
             code,
-            "    (\"/{rel}\", \"{}\", include_bytes!({:?}), include_bytes!({:?}), \"\\\"{hash:016x}\\\"\"),",
+            "    (\"/{rel}\", \"{}\", include_bytes!({:?}), \"\\\"{hash:016x}\\\"\"),",
             content_type(&rel),
-            gz.display(),
-            file.display()
+            gz.display()
         );
         println!("cargo:rerun-if-changed={}", gz.display());
-        println!("cargo:rerun-if-changed={}", file.display());
     }
     code.push_str("];\n");
     std::fs::write(out, code).unwrap();

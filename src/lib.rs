@@ -29,6 +29,8 @@ mod files;
 mod holder;
 #[cfg(feature = "web")]
 pub mod http;
+#[cfg(feature = "web")]
+mod inflate;
 pub mod json;
 mod msg;
 mod pidfile;

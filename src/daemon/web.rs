@@ -631,10 +631,11 @@ fn accepts_gzip(request: &http::Request) -> bool {
 }
 
 /// An embedded file of the page, with ETag revalidation: gzip-encoded for
-/// clients that take it, the plain bytes for those that do not.
+/// clients that take it, inflated on the fly for those that do not (see
+/// `inflate.rs` for why not embedded twice).
 fn asset(request: &http::Request, keep: bool) -> Vec<u8> {
     let path = if request.path == "/" { "/index.html" } else { request.path.as_str() };
-    let Some((_, content_type, gzipped, plain, etag)) = assets::ASSETS.iter().find(|(p, ..)| *p == path) else {
+    let Some((_, content_type, gzipped, etag)) = assets::ASSETS.iter().find(|(p, ..)| *p == path) else {
         if assets::ASSETS.is_empty() {
             let text = b"this mi7soft-daemon was built without its web page; the API is at /api/status\n";
             return http::response(404, &[("Content-Type", "text/plain; charset=utf-8".into())], text, keep);
@@ -656,10 +657,17 @@ fn asset(request: &http::Request, keep: bool) -> Vec<u8> {
     if gzip {
         headers.push(("Content-Encoding", "gzip".to_string()));
     }
+    let plain;
     let body: &[u8] = match (request.method.as_str(), gzip) {
         ("HEAD", _) => b"",
         (_, true) => gzipped,
-        (_, false) => plain,
+        (_, false) => match crate::inflate::gunzip(gzipped) {
+            Ok(bytes) => {
+                plain = bytes;
+                &plain
+            }
+            Err(problem) => return error(500, &format!("{path}: embedded page: {problem}"), keep),
+        },
     };
     http::response(200, &headers, body, keep)
 }

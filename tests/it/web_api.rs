@@ -403,6 +403,30 @@ fn events_stream_the_status_and_its_changes() {
     }
 }
 
+/// A quiet stream hears a heartbeat (so the page can tell a frozen daemon
+/// from an idle one), and signing out ends the streams sessions opened.
+#[test]
+fn a_quiet_stream_gets_heartbeats_and_a_sign_out_ends_it() {
+    let dir = TestDir::new("web-ping");
+    let (daemon, port) = start_svc(&dir);
+    daemon.wait_running("svc", None);
+    let cookie = format!("Cookie: {}", login(port));
+    let mut events = Client::connect(port);
+    events.reader.get_ref().set_read_timeout(Some(secs(30))).unwrap();
+    events.send(raw(port, "GET", "/api/events", &[&cookie], "").as_bytes());
+    assert_eq!(events.head().status, 200);
+    assert_eq!(events.line(), "event: status");
+    events.line();
+    assert_eq!(events.line(), "");
+    let started = Instant::now();
+    assert_eq!(events.line(), "event: ping");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(10), "a ping after {:?}", started.elapsed());
+    assert!(events.line().starts_with("data: "));
+    assert_eq!(events.line(), "");
+    assert_eq!(post(port, "/api/logout", &[&cookie, &origin(port)], "").status, 204);
+    assert!(events.closed(), "the stream of a signed-out session goes on");
+}
+
 #[test]
 fn bad_requests_get_their_status_and_the_connection_closes() {
     let dir = TestDir::new("web-bad");
