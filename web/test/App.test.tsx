@@ -202,3 +202,69 @@ describe('App', () => {
     expect(await screen.findByText('No service matches.')).toBeTruthy()
   })
 })
+
+describe('App in several tabs', () => {
+  /** A BroadcastChannel between the "tabs" of one test. */
+  class FakeChannel {
+    static all: FakeChannel[] = []
+    onmessage: ((e: { data: unknown }) => void) | null = null
+    closed = false
+    constructor(readonly name: string) {
+      FakeChannel.all.push(this)
+    }
+    postMessage(data: unknown) {
+      for (const c of FakeChannel.all) if (c !== this && !c.closed) c.onmessage?.({ data: structuredClone(data) })
+    }
+    close() {
+      this.closed = true
+    }
+  }
+
+  /** navigator.locks with one exclusive lock and a queue. */
+  function fakeLocks() {
+    let held = false
+    const queue: (() => void)[] = []
+    const grant = (run: () => Promise<unknown> | undefined) => {
+      held = true
+      Promise.resolve(run()).finally(() => {
+        held = false
+        queue.shift()?.()
+      })
+    }
+    return {
+      request(_name: string, options: { signal?: AbortSignal }, run: () => Promise<unknown> | undefined) {
+        return new Promise<void>((resolve, reject) => {
+          const go = () => {
+            grant(run)
+            resolve()
+          }
+          if (!held) return go()
+          queue.push(go)
+          options.signal?.addEventListener('abort', () => {
+            const i = queue.indexOf(go)
+            if (i >= 0) queue.splice(i, 1)
+            reject(new DOMException('aborted', 'AbortError'))
+          })
+        })
+      },
+    }
+  }
+
+  it('shares one event stream: the leader passes events on, and the next tab takes over when it closes', async () => {
+    FakeChannel.all = []
+    vi.stubGlobal('BroadcastChannel', FakeChannel)
+    vi.stubGlobal('navigator', { ...navigator, locks: fakeLocks() })
+    stubFetch((_m, url) => (url === 'api/status' ? { status: 200, body: statusOf([proc({ pid: 123 })]) } : undefined))
+    const first = render(<App />)
+    render(<App />)
+    await waitFor(() => expect(screen.getAllByText('123')).toHaveLength(2))
+    await waitFor(() => expect(FakeEventSource.instances).toHaveLength(1))
+    FakeEventSource.instances[0].emit('status', statusOf([proc({ pid: 124 })]))
+    await waitFor(() => expect(screen.getAllByText('124')).toHaveLength(2))
+    first.unmount()
+    await waitFor(() => expect(FakeEventSource.instances).toHaveLength(2))
+    expect(FakeEventSource.instances[0].closed).toBe(true)
+    FakeEventSource.instances[1].emit('status', statusOf([proc({ pid: 125 })]))
+    expect(await screen.findByText('125')).toBeTruthy()
+  })
+})
