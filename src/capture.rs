@@ -396,6 +396,98 @@ pub fn tail(path: &Path, keep: u32, n: usize, owners: &[u32]) -> io::Result<Vec<
     Ok(lines)
 }
 
+/// A run of whole lines of one file of a rotated log, for the web UI's
+/// pager: `file` 0 is the log itself, `k` its `k`th rotated file, and the
+/// lines are the bytes from `start` to `end` of it.
+#[cfg(feature = "web")]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page {
+    pub lines: Vec<String>,
+    pub file: u32,
+    pub start: u64,
+    pub end: u64,
+    /// Lines older than these exist (earlier in the file, or a further
+    /// rotated file).
+    pub older: bool,
+}
+
+/// Where a [`page`] is taken from.
+#[cfg(feature = "web")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// The last `n` lines of the file.
+    Last,
+    /// The last `n` lines that end at or before this offset (paging back).
+    Before(u64),
+    /// Every whole line from this offset on (following the log). An offset
+    /// past the end means the log was rotated meanwhile: the rest of
+    /// `path.1` from there comes first, then the new file from its start.
+    After(u64),
+}
+
+/// Reads a [`Page`] of at most `n` lines of file `file` of the rotated log
+/// at `path` (never through a link, only files of one of `owners`).
+#[cfg(feature = "web")]
+pub fn page(path: &Path, keep: u32, file: u32, cursor: Cursor, n: usize, owners: &[u32]) -> io::Result<Page> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file > keep {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    let name = |k: u32| if k == 0 { path.to_path_buf() } else { rotated(path, k) };
+    let older_file = file < keep && fs::symlink_metadata(name(file + 1)).is_ok();
+    let (mut bytes, start) = match cursor {
+        Cursor::Last | Cursor::Before(_) => {
+            let mut bytes = read(&name(file), owners)?;
+            if let Cursor::Before(before) = cursor {
+                bytes.truncate(before.min(bytes.len() as u64) as usize);
+            }
+            // Keep the last `n` whole lines: cut after the (n+1)th newline
+            // from the end, not counting a final one.
+            let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            let cut = body.iter().enumerate().rev().filter(|(_, b)| **b == b'\n').nth(n.saturating_sub(1));
+            let start = cut.map_or(0, |(i, _)| i + 1);
+            (bytes[start..].to_vec(), start as u64)
+        }
+        Cursor::After(after) => {
+            let mut current = open_read(&name(file), owners)?;
+            let size = current.metadata()?.len();
+            let mut bytes = Vec::new();
+            let start = if after > size && file == 0 {
+                if let Ok(mut old) = open_read(&name(1), owners) {
+                    old.seek(SeekFrom::Start(after))?;
+                    old.read_to_end(&mut bytes)?;
+                }
+                0
+            } else {
+                after.min(size)
+            };
+            let prefix = bytes.len() as u64;
+            current.seek(SeekFrom::Start(start))?;
+            current.read_to_end(&mut bytes)?;
+            // A line still being written waits for its end.
+            let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if (whole as u64) < prefix {
+                bytes.truncate(prefix as usize);
+            } else {
+                bytes.truncate(whole);
+            }
+            let lines = String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect();
+            let end = start + bytes.len() as u64 - prefix;
+            return Ok(Page { lines, file, start, end, older: start > 0 || older_file });
+        }
+    };
+    let end = start + bytes.len() as u64;
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    let lines = if bytes.is_empty() {
+        vec![]
+    } else {
+        String::from_utf8_lossy(&bytes).split('\n').map(str::to_string).collect()
+    };
+    Ok(Page { lines, file, start, end, older: start > 0 || older_file })
+}
+
 /// Copies what is appended to `path` to `out`, forever, across rotations:
 /// when the name points at a new file (another inode) or the file shrank,
 /// the rest of the old one is read and the new one is followed from its
@@ -481,6 +573,39 @@ mod tests {
         assert!(!kept.is_empty());
         assert_eq!(kept[..], sent[sent.len() - kept.len()..]);
         assert_eq!(tail(&path, 2, 3, &[crate::sys::geteuid()]).unwrap(), sent[sent.len() - 3..]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(feature = "web")]
+    #[test]
+    fn pages_go_back_through_rotated_files_and_follow_across_a_rotation() {
+        let dir = dir("pages");
+        let path = dir.join("svc.log");
+        let me = [crate::sys::geteuid()];
+        fs::write(rotated(&path, 1), "a\nb\nc\n").unwrap();
+        fs::write(&path, "d\ne\npart").unwrap();
+        let last = page(&path, 2, 0, Cursor::Last, 5, &me).unwrap();
+        assert_eq!(
+            (last.lines.clone(), last.start, last.older),
+            (vec!["d".into(), "e".into(), "part".into()], 0, true)
+        );
+        let back = page(&path, 2, 0, Cursor::Before(4), 1, &me).unwrap();
+        assert_eq!((back.lines, back.start, back.end), (vec!["e".to_string()], 2, 4));
+        let older = page(&path, 2, 1, Cursor::Last, 2, &me).unwrap();
+        assert_eq!((older.lines, older.start, older.older), (vec!["b".to_string(), "c".into()], 2, true));
+        let oldest = page(&path, 2, 1, Cursor::Before(2), 9, &me).unwrap();
+        assert_eq!((oldest.lines, oldest.older), (vec!["a".to_string()], false));
+        // Following: only whole lines, then the rest once it ends.
+        let follow = page(&path, 2, 0, Cursor::After(2), 100, &me).unwrap();
+        assert_eq!((follow.lines, follow.end), (vec!["e".to_string()], 4));
+        // Rotated meanwhile: the old file's rest, then the new file.
+        fs::write(&path, "d\ne\npart\n").unwrap();
+        fs::rename(&path, rotated(&path, 1)).unwrap();
+        fs::write(&path, "f\n").unwrap();
+        let after = page(&path, 2, 0, Cursor::After(4), 100, &me).unwrap();
+        assert_eq!((after.lines, after.start, after.end), (vec!["part".to_string(), "f".into()], 0, 2));
+        assert_eq!(page(&path, 2, 0, Cursor::After(2), 100, &me).unwrap().lines, Vec::<String>::new());
+        assert!(page(&path, 2, 3, Cursor::Last, 1, &me).is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 

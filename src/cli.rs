@@ -562,6 +562,9 @@ fn print_last_known(settings: &DaemonSettings, name: Option<&str>) {
                 last_exit,
                 memory_bytes: None,
                 cpu_ms: None,
+                last_exit_at: None,
+                ended_by: None,
+                max_instances: 1,
             }
         })
         .collect();

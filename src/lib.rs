@@ -29,6 +29,8 @@ mod files;
 mod holder;
 #[cfg(feature = "web")]
 pub mod http;
+#[cfg(feature = "web")]
+mod inflate;
 pub mod json;
 #[cfg(feature = "web")]
 mod metrics;
@@ -38,6 +40,8 @@ mod pidfile;
 mod procfs;
 pub mod sdnotify;
 mod service;
+#[cfg(feature = "web")]
+mod session;
 pub mod state;
 pub mod status;
 #[allow(unsafe_code)]

@@ -190,6 +190,9 @@ mod tests {
             status_text: None,
             command: None,
             log_file: None,
+            last_exit_at: None,
+            ended_by: None,
+            max_instances: 1,
             memory_bytes: up.then_some(1 << 20),
             cpu_ms: up.then_some(1_250),
         }

@@ -177,6 +177,13 @@ pub enum Action {
     Signal(Pid, libc::c_int),
 }
 
+/// A stop or restart someone asked for ended the run.
+pub const ENDED_BY_USER: &str = "user";
+/// The daemon ended it: not ready in time, a silent watchdog, failed health checks.
+pub const ENDED_BY_DAEMON: &str = "daemon";
+/// It exited, or died of a signal the daemon did not send, or never started.
+pub const ENDED_BY_ITSELF: &str = "itself";
+
 /// The instance's record: its state machine plus what `status` reports.
 #[derive(Clone, Debug)]
 pub struct Service {
@@ -201,6 +208,11 @@ pub struct Service {
     recent_starts: VecDeque<Instant>,
     /// The last way it ended: "exit 1", "signal 9 (KILL)", or a spawn error.
     pub last_exit: Option<String>,
+    /// When that was, and who ended the run: [`ENDED_BY_USER`],
+    /// [`ENDED_BY_DAEMON`] or [`ENDED_BY_ITSELF`]; `None` when unknown (it
+    /// ended while no daemon watched).
+    pub last_exit_at: Option<Instant>,
+    pub ended_by: Option<&'static str>,
     /// Why the daemon is killing it (not ready in time, watchdog, health);
     /// the exit then counts as a failure.
     failure: Option<String>,
@@ -224,6 +236,8 @@ impl Service {
             n_quick_failures: 0,
             recent_starts: VecDeque::new(),
             last_exit: None,
+            last_exit_at: None,
+            ended_by: None,
             failure: None,
             run_was_ready: false,
             rng: fastrand::Rng::new(),
@@ -327,7 +341,7 @@ impl Service {
                 vec![]
             }
             (Spawning, Event::SpawnFailed(reason)) => {
-                self.last_exit = Some(reason);
+                self.ended(reason, ENDED_BY_ITSELF, now);
                 self.state = Exited;
                 if self.want == Want::Up && self.policy.restart != Restart::Never { self.back_off(now) } else { vec![] }
             }
@@ -375,7 +389,7 @@ impl Service {
             (Running { since, .. }, Event::Exited { status, group_alive: true }) => {
                 // The main process died but left workers behind: they must
                 // go before anything starts again.
-                self.last_exit = Some(status.to_string());
+                self.ended(status.to_string(), ENDED_BY_ITSELF, now);
                 self.state = Draining { pgid: self.group, since, exit: status, requested: false };
                 self.signal_stop(now)
             }
@@ -384,7 +398,8 @@ impl Service {
                 self.after_exit(status, since, now)
             }
             (Stopping { since, .. }, Event::Exited { status, group_alive: true }) => {
-                self.last_exit = Some(status.to_string());
+                let by = if self.failure.is_none() { ENDED_BY_USER } else { ENDED_BY_DAEMON };
+                self.ended(status.to_string(), by, now);
                 // The stop signal already went to the group; keep the stop
                 // deadline, or KILL at once if it already passed.
                 self.deadline = Some(self.deadline.unwrap_or(now));
@@ -397,7 +412,7 @@ impl Service {
                 if self.failure.is_some() {
                     return self.after_exit(status, since, now);
                 }
-                self.last_exit = Some(status.to_string());
+                self.ended(status.to_string(), ENDED_BY_USER, now);
                 self.after_requested_stop(now)
             }
 
@@ -546,21 +561,28 @@ impl Service {
         }
     }
 
+    /// Records how a run ended, when, and by whose doing.
+    fn ended(&mut self, how: String, by: &'static str, now: Instant) {
+        self.last_exit = Some(how);
+        self.last_exit_at = Some(now);
+        self.ended_by = Some(by);
+    }
+
     /// The process ended on its own: apply the restart policy.
     fn after_exit(&mut self, status: ExitStatus, since: Instant, now: Instant) -> Vec<Action> {
         self.state = State::Exited;
         let failed = match (self.failure.take(), status) {
             (Some(reason), _) => {
-                self.last_exit = Some(format!("{reason} ({status})"));
+                self.ended(format!("{reason} ({status})"), ENDED_BY_DAEMON, now);
                 true
             }
             (None, ExitStatus::Code(code)) => {
-                self.last_exit = Some(status.to_string());
+                self.ended(status.to_string(), ENDED_BY_ITSELF, now);
                 !self.policy.success_exit_codes.contains(&code)
             }
             // A signal the daemon did not send, or an end it could not see.
             (None, ExitStatus::Signal(_) | ExitStatus::Unknown) => {
-                self.last_exit = Some(status.to_string());
+                self.ended(status.to_string(), ENDED_BY_ITSELF, now);
                 true
             }
         };

@@ -55,6 +55,12 @@ pub struct ProcessInfo {
     /// CPU time (user + system) of its process group's live processes, in
     /// milliseconds; `cpu_secs` in the JSON.
     pub cpu_ms: Option<u64>,
+    /// When the last run ended, in seconds since the Unix epoch, and who
+    /// ended it: "user", "daemon" or "itself" (see `service.rs`).
+    pub last_exit_at: Option<u64>,
+    pub ended_by: Option<String>,
+    /// The service may run this many instances (`start` adds one).
+    pub max_instances: u32,
 }
 
 impl ProcessInfo {
@@ -80,7 +86,7 @@ impl Document {
         for (n, p) in self.processes.iter().enumerate() {
             let _ = write!(
                 out,
-                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{},"command":{},"log_file":{},"memory_bytes":{},"cpu_secs":{}}}"#,
+                r#"{}{{"name":{},"instance":{},"state":{},"pid":{},"uptime_secs":{},"restarts":{},"last_exit":{},"next_start_secs":{},"status_text":{},"command":{},"log_file":{},"memory_bytes":{},"cpu_secs":{},"last_exit_at":{},"ended_by":{},"max_instances":{}}}"#,
                 if n == 0 { "" } else { "," },
                 Quoted(&p.name),
                 p.instance,
@@ -95,6 +101,9 @@ impl Document {
                 Nullable(p.log_file.as_deref().map(Quoted)),
                 Nullable(p.memory_bytes),
                 Nullable(p.cpu_ms.map(Millis)),
+                Nullable(p.last_exit_at),
+                Nullable(p.ended_by.as_deref().map(Quoted)),
+                p.max_instances,
             );
         }
         out.push_str("]}");
@@ -134,6 +143,10 @@ impl Document {
                 log_file: p.optional("log_file", Object::string)?,
                 memory_bytes: p.optional("memory_bytes", Object::number)?,
                 cpu_ms: p.optional("cpu_secs", Object::millis)?,
+                last_exit_at: p.optional("last_exit_at", Object::number)?,
+                ended_by: p.optional("ended_by", Object::string)?,
+                // Absent from an older daemon's document.
+                max_instances: p.optional("max_instances", Object::number)?.unwrap_or(1),
             });
         }
         Ok(Document { daemon, processes })
@@ -340,6 +353,9 @@ mod tests {
             log_file: None,
             memory_bytes: (state == "running").then_some(123 << 20),
             cpu_ms: (state == "running").then_some(4_321),
+            last_exit_at: None,
+            ended_by: None,
+            max_instances: 1,
         }
     }
 
@@ -352,7 +368,7 @@ mod tests {
         let json = doc.to_json();
         assert_eq!(
             json,
-            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null,"command":null,"log_file":null,"memory_bytes":null,"cpu_secs":null}]}"#
+            r#"{"daemon":{"pid":1,"version":"0.1.0","config":"/etc/daemon.toml"},"processes":[{"name":"web","instance":0,"state":"stopped","pid":null,"uptime_secs":null,"restarts":12,"last_exit":null,"next_start_secs":null,"status_text":null,"command":null,"log_file":null,"memory_bytes":null,"cpu_secs":null,"last_exit_at":null,"ended_by":null,"max_instances":1}]}"#
         );
         assert_eq!(Document::from_json(&json).unwrap(), doc);
         // Escapes as nanoserde wrote them, which earlier daemons sent.

@@ -337,6 +337,14 @@ impl Daemon {
                             Some(crate::capture::Sink::File { path, .. }) => Some(path.display().to_string()),
                             Some(crate::capture::Sink::Syslog | crate::capture::Sink::Log) | None => None,
                         },
+                        // Wall-clock time from the monotonic one, as the page shows it.
+                        last_exit_at: s.last_exit_at.map(|at| {
+                            let ago = now.saturating_duration_since(at);
+                            let wall = SystemTime::now().checked_sub(ago).unwrap_or(UNIX_EPOCH);
+                            wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+                        }),
+                        ended_by: s.ended_by.map(str::to_string),
+                        max_instances: self.slots[i].def.max_instances,
                         next_start_secs: s.next_start().map(|at| {
                             let left = at.saturating_duration_since(now);
                             left.as_secs() + u64::from(left.subsec_nanos() > 0)

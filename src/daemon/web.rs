@@ -9,8 +9,11 @@
 //!
 //! Access: with a token configured, a request must carry it as
 //! `Authorization: Bearer …`, or the session cookie that `POST /api/login`
-//! sets (HttpOnly, SameSite=Strict; the id comes from the kernel's random
-//! source). Tokens and session ids are compared in constant time. A POST
+//! sets (HttpOnly, SameSite=Strict). A session id proves itself with a MAC
+//! under a key kept on disk (see `session.rs`), so sessions outlive the
+//! daemon; signing out rotates the key, ending every session and closing
+//! the event streams that sessions opened. Tokens and MACs are compared in
+//! constant time. A POST
 //! must come from the page itself: a browser's Origin header must name
 //! this host, and a cookie-authenticated POST must carry one. Every
 //! request, GET too, must name this server in its Host header (its
@@ -26,6 +29,10 @@
 //! nothing. The checks go from the cheapest refusal to the body: Host
 //! (421), Origin (403), then the session or token (401; login's token is
 //! in its body), then the body (400), then the action.
+//!
+//! Event streams get a `ping` event every [`HEARTBEAT`] (only while one is
+//! open, so an idle daemon's loop is not woken for nobody), so the page can
+//! tell a frozen daemon from a quiet one.
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 
@@ -55,8 +62,8 @@ const MAX_DELAY: Duration = Duration::from_secs(30);
 const FORGET_FAILURES: Duration = Duration::from_secs(60);
 /// Addresses whose failures are remembered; the oldest is forgotten beyond.
 const MAX_STRIKES: usize = 64;
-/// Sessions kept; the oldest is forgotten beyond this.
-const MAX_SESSIONS: usize = 32;
+/// How often an event stream hears from the daemon when nothing changes.
+const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How long a started request may take to arrive whole.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle keep-alive connection is kept.
@@ -70,7 +77,12 @@ pub(super) struct Web {
     listener: TcpListener,
     token: Option<String>,
     conns: Vec<Conn>,
-    sessions: Vec<String>,
+    /// What session ids are checked with; `None` without a token.
+    keys: Option<crate::session::Keys>,
+    /// When event streams next get a heartbeat (while any is open).
+    next_ping: Option<Instant>,
+    /// A sign-out rotated the key: streams opened by sessions are to close.
+    sessions_ended: bool,
     /// The generation of the last status sent to event streams.
     sent: u64,
     /// Accepting is paused until then (it failed: out of descriptors).
@@ -101,7 +113,10 @@ enum Phase {
     /// A 401 for a wrong token, in `output`, held until the deadline; then
     /// written, and the connection closed.
     Held,
-    Events,
+    /// `session`: opened with a session cookie, so signing out ends it.
+    Events {
+        session: bool,
+    },
 }
 
 struct Conn {
@@ -142,6 +157,10 @@ struct Failure {
 struct Logs {
     name: String,
     lines: Vec<String>,
+    file: u32,
+    start: u64,
+    end: u64,
+    older: bool,
 }
 
 /// How a request proved who it is.
@@ -158,14 +177,16 @@ enum Auth {
 }
 
 impl Web {
-    pub(super) fn open(settings: &crate::config::WebSettings) -> io::Result<Web> {
+    pub(super) fn open(settings: &crate::config::WebSettings, keys: Option<crate::session::Keys>) -> io::Result<Web> {
         let listener = TcpListener::bind(settings.listen)?;
         listener.set_nonblocking(true)?;
         Ok(Web {
             listener,
             token: settings.token.clone(),
             conns: Vec::new(),
-            sessions: Vec::new(),
+            keys,
+            next_ping: None,
+            sessions_ended: false,
             sent: 0,
             accept_paused: None,
             crowded: false,
@@ -183,7 +204,7 @@ impl Web {
                 Phase::Waiting { .. } | Phase::Held => 0,
                 Phase::Writing { .. } => sys::POLLOUT,
                 // POLLIN on a stream: the client hung up (it sends nothing).
-                Phase::Events => sys::POLLIN | if conn.output.is_empty() { 0 } else { sys::POLLOUT },
+                Phase::Events { .. } => sys::POLLIN | if conn.output.is_empty() { 0 } else { sys::POLLOUT },
             };
             fds.push(PollFd::new(conn.stream.as_raw_fd(), events));
         }
@@ -191,8 +212,8 @@ impl Web {
     }
 
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        let conns = self.conns.iter().filter(|c| !matches!(c.phase, Phase::Events)).map(|c| c.deadline);
-        conns.chain(self.accept_paused).min()
+        let conns = self.conns.iter().filter(|c| !matches!(c.phase, Phase::Events { .. })).map(|c| c.deadline);
+        conns.chain(self.accept_paused).chain(self.next_ping).min()
     }
 
     fn auth(&self, request: &http::Request) -> Auth {
@@ -204,11 +225,8 @@ impl Web {
                 Auth::Wrong
             };
         }
-        if let Some(id) = request.cookie(COOKIE) {
-            // Look at every session, so the time taken says nothing of which matched.
-            let found =
-                self.sessions.iter().fold(false, |found, s| found | constant_time_eq(s.as_bytes(), id.as_bytes()));
-            if found {
+        if let (Some(id), Some(keys)) = (request.cookie(COOKIE), &self.keys) {
+            if keys.verify(id, unix_now()) {
                 return Auth::Cookie;
             }
         }
@@ -274,6 +292,10 @@ impl Web {
         });
         (delay, line)
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Equality whose time depends only on the lengths.
@@ -344,7 +366,20 @@ impl Daemon {
         if let Some(warning) = settings.short_token() {
             self.log.warning(warning);
         }
-        match Web::open(settings) {
+        let keys = settings.token.as_ref().and_then(|_| {
+            let path = crate::session::key_path(&self.config.daemon.state_file);
+            crate::session::Keys::load(&path)
+                .or_else(|e| {
+                    self.log.warning(format_args!(
+                        "[web] {}; sessions will end when the daemon does",
+                        msg::path_error(&path, &e)
+                    ));
+                    crate::session::Keys::in_memory()
+                })
+                .map_err(|e| self.log.error(format_args!("[web] random: {}", msg::io_error(&e))))
+                .ok()
+        });
+        match Web::open(settings, keys) {
             Ok(web) => {
                 self.log.info(format_args!("web UI on http://{}", settings.listen));
                 self.web = Some(web);
@@ -365,6 +400,9 @@ impl Daemon {
             let is_ready = ready_conns.next().unwrap_or(false);
             self.serve_conn(&mut web, conn, is_ready, now)
         });
+        if std::mem::take(&mut web.sessions_ended) {
+            conns.retain(|c| !matches!(c.phase, Phase::Events { session: true }));
+        }
         web.conns = conns;
         let resume = web.accept_paused.is_some_and(|until| until <= now);
         if ready.first().copied().unwrap_or(false) || resume {
@@ -494,7 +532,7 @@ impl Daemon {
                     Err(_) => false,
                 }
             }
-            Phase::Events => {
+            Phase::Events { .. } => {
                 if ready {
                     // The client sends nothing on a stream: readable means
                     // it hung up (or misbehaves, which ends it too).
@@ -572,15 +610,13 @@ impl Daemon {
                 if web.token.as_ref().is_some_and(|expected| !constant_time_eq(token.as_bytes(), expected.as_bytes())) {
                     return self.refuse_slowly(web, conn, now);
                 }
-                let mut id = [0u8; 24];
-                if let Err(e) = sys::random_bytes(&mut id) {
-                    return reply(conn, error(500, &format!("random: {}", msg::io_error(&e)), keep));
-                }
-                let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-                if web.sessions.len() >= MAX_SESSIONS {
-                    web.sessions.remove(0);
-                }
-                web.sessions.push(id.clone());
+                let Some(keys) = &web.keys else {
+                    return reply(conn, error(500, "sessions are unavailable (see the daemon's log)", keep));
+                };
+                let id = match keys.issue(unix_now()) {
+                    Ok(id) => id,
+                    Err(e) => return reply(conn, error(500, &format!("random: {}", msg::io_error(&e)), keep)),
+                };
                 let cookie = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/");
                 reply(conn, http::response(204, &[("Set-Cookie", cookie)], b"", keep))
             }
@@ -588,8 +624,18 @@ impl Daemon {
                 if let Err(problem) = no_fields(&request) {
                     return reply(conn, bad_body(&problem, keep));
                 }
-                if let Some(id) = request.cookie(COOKIE) {
-                    web.sessions.retain(|s| s != id);
+                // Only a valid session (or the token) may end them all.
+                if request.cookie(COOKIE).is_some() && matches!(auth, Auth::Cookie | Auth::Bearer) {
+                    if let Some(keys) = &mut web.keys {
+                        if let Err(e) = keys.rotate() {
+                            self.log.warning(format_args!(
+                                "[web] sign-out: rotating the session key: {}",
+                                msg::io_error(&e)
+                            ));
+                        }
+                    }
+                    // Their event streams end too, once this pass is over.
+                    web.sessions_ended = true;
                 }
                 let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
                 reply(conn, http::response(204, &[("Set-Cookie", cookie)], b"", keep))
@@ -605,12 +651,10 @@ impl Daemon {
                             X-Content-Type-Options: nosniff\r\n\r\n";
                 conn.output = head.as_bytes().to_vec();
                 conn.output.extend_from_slice(&self.status_event(now));
-                conn.phase = Phase::Events;
+                conn.phase = Phase::Events { session: auth == Auth::Cookie };
+                web.next_ping.get_or_insert(now + HEARTBEAT);
             }
-            ("GET", ["processes", name, "logs"]) => {
-                let lines = request.param("lines").and_then(|n| n.parse::<usize>().ok()).unwrap_or(100).min(5000);
-                reply(conn, self.logs_json(name, lines, keep))
-            }
+            ("GET", ["processes", name, "logs"]) => reply(conn, self.logs(name, &request, keep)),
             ("POST", ["processes", name, verb @ ("start" | "stop" | "restart" | "signal")]) => {
                 let name = name.to_string();
                 let body = if *verb == "signal" { signal_body(&request) } else { no_fields(&request).map(|()| 0) };
@@ -660,25 +704,74 @@ impl Daemon {
         conn.deadline = now + delay;
     }
 
-    /// `GET /api/processes/NAME/logs`: the captured log's last lines.
-    fn logs_json(&self, name: &str, lines: usize, keep: bool) -> Vec<u8> {
+    /// `GET /api/processes/NAME/logs`: a page of the captured log.
+    /// `lines` (at most 5000) lines of `file` (0: the log, k: its kth
+    /// rotated file), the last ones, or those ending at `before` (a byte
+    /// offset: paging back), or every whole line from `after` on
+    /// (following). With `download=1`, the whole file as text.
+    fn logs(&self, name: &str, request: &http::Request, keep: bool) -> Vec<u8> {
         let base = name.split(':').next().unwrap_or(name);
         let Some(def) = self.config.services.iter().find(|d| d.name == base) else {
             return error(404, &format!("unknown process \"{name}\""), keep);
         };
-        match &def.capture {
-            Some(crate::capture::Sink::File { path, keep: n_keep, .. }) => {
-                match crate::capture::tail(path, *n_keep, lines, &[crate::sys::geteuid()]) {
-                    Ok(lines) => json(200, Logs { name: name.to_string(), lines }.serialize_json(), keep),
-                    Err(e) => error(500, &msg::path_error(path, &e), keep),
-                }
-            }
+        let (path, n_keep) = match &def.capture {
+            Some(crate::capture::Sink::File { path, keep: n_keep, .. }) => (path, *n_keep),
             Some(crate::capture::Sink::Syslog) => {
-                error(409, &format!("{name}: its output goes to the system log"), keep)
+                return error(409, &format!("{name}: its output goes to the system log"), keep);
             }
             Some(crate::capture::Sink::Log) | None => {
-                error(409, &format!("{name}: its output goes to the daemon's log (no log_file)"), keep)
+                return error(409, &format!("{name}: its output goes to the daemon's log (no log_file)"), keep);
             }
+        };
+        let number = |key: &str| request.param(key).and_then(|n| n.parse::<u64>().ok());
+        let file = number("file").unwrap_or(0).min(u64::from(u32::MAX)) as u32;
+        let owners = [crate::sys::geteuid()];
+        let shown = if file == 0 { path.clone() } else { crate::capture::rotated(path, file) };
+        if request.param("download").as_deref() == Some("1") {
+            return match crate::capture::page(
+                path,
+                n_keep,
+                file,
+                crate::capture::Cursor::Before(u64::MAX),
+                usize::MAX,
+                &owners,
+            ) {
+                Ok(page) => {
+                    let mut text = page.lines.join("\n");
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    let file_name = shown.file_name().map_or("log".into(), |n| n.to_string_lossy().replace('"', ""));
+                    let headers = [
+                        ("Content-Type", "text/plain; charset=utf-8".to_string()),
+                        ("Content-Disposition", format!("attachment; filename=\"{file_name}\"")),
+                        ("Cache-Control", "no-store".to_string()),
+                    ];
+                    http::response(200, &headers, text.as_bytes(), keep)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    error(404, &format!("{}: no such file", shown.display()), keep)
+                }
+                Err(e) => error(500, &msg::path_error(&shown, &e), keep),
+            };
+        }
+        let lines = number("lines").unwrap_or(100).min(5000) as usize;
+        let cursor = match (number("before"), number("after")) {
+            (_, Some(after)) => crate::capture::Cursor::After(after),
+            (Some(before), None) => crate::capture::Cursor::Before(before),
+            (None, None) => crate::capture::Cursor::Last,
+        };
+        match crate::capture::page(path, n_keep, file, cursor, lines, &owners) {
+            Ok(page) => {
+                let crate::capture::Page { lines, file, start, end, older } = page;
+                json(200, Logs { name: name.to_string(), lines, file, start, end, older }.serialize_json(), keep)
+            }
+            // No output yet (or no such rotated file): nothing to show.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let empty = Logs { name: name.to_string(), lines: vec![], file, start: 0, end: 0, older: false };
+                json(200, empty.serialize_json(), keep)
+            }
+            Err(e) => error(500, &msg::path_error(&shown, &e), keep),
         }
     }
 
@@ -687,14 +780,27 @@ impl Daemon {
         format!("event: status\ndata: {}\n\n", self.status_document(&indices, now).to_json()).into_bytes()
     }
 
-    /// Sends the status to every event stream when something changed.
+    /// Sends the status to every event stream when something changed, and
+    /// a heartbeat when one is due.
     fn push_events(&mut self, web: &mut Web, now: Instant) {
-        if web.sent == self.generation || !web.conns.iter().any(|c| matches!(c.phase, Phase::Events)) {
+        if !web.conns.iter().any(|c| matches!(c.phase, Phase::Events { .. })) {
             web.sent = self.generation;
+            web.next_ping = None;
             return;
         }
-        let event = self.status_event(now);
-        for conn in web.conns.iter_mut().filter(|c| matches!(c.phase, Phase::Events)) {
+        let ping = web.next_ping.is_some_and(|at| at <= now);
+        if web.sent == self.generation && !ping {
+            return;
+        }
+        let mut event = Vec::new();
+        if web.sent != self.generation {
+            event = self.status_event(now);
+        } else {
+            event.extend_from_slice(format!("event: ping\ndata: {}\n\n", unix_now()).as_bytes());
+        }
+        // Any event shows the daemon alive: the next heartbeat is due a period after it.
+        web.next_ping = Some(now + HEARTBEAT);
+        for conn in web.conns.iter_mut().filter(|c| matches!(c.phase, Phase::Events { .. })) {
             conn.output.extend_from_slice(&event);
             let _ = write_some(&mut conn.stream, &mut conn.output);
         }
@@ -731,10 +837,24 @@ impl Daemon {
     }
 }
 
-/// An embedded file of the page, gzip-encoded, with ETag revalidation.
+/// Whether the client takes gzip: `Accept-Encoding` names it (or `*`)
+/// without `q=0`.
+fn accepts_gzip(request: &http::Request) -> bool {
+    let Some(header) = request.header("accept-encoding") else { return false };
+    header.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let refused = parts.any(|p| p.replace(' ', "").strip_prefix("q=").is_some_and(|q| q.parse::<f32>() == Ok(0.0)));
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+/// An embedded file of the page, with ETag revalidation: gzip-encoded for
+/// clients that take it, inflated on the fly for those that do not (see
+/// `inflate.rs` for why not embedded twice).
 fn asset(request: &http::Request, keep: bool) -> Vec<u8> {
     let path = if request.path == "/" { "/index.html" } else { request.path.as_str() };
-    let Some((_, content_type, body, etag)) = assets::ASSETS.iter().find(|(p, ..)| *p == path) else {
+    let Some((_, content_type, gzipped, etag)) = assets::ASSETS.iter().find(|(p, ..)| *p == path) else {
         if assets::ASSETS.is_empty() {
             let text = b"this mi7soft-daemon was built without its web page; the API is at /api/status\n";
             return http::response(404, &[("Content-Type", "text/plain; charset=utf-8".into())], text, keep);
@@ -743,14 +863,30 @@ fn asset(request: &http::Request, keep: bool) -> Vec<u8> {
     };
     // Built asset names carry a content hash: cache them for good.
     let cache = if path.starts_with("/assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
-    let headers = [("ETag", etag.to_string()), ("Cache-Control", cache.to_string())];
-    if request.header("if-none-match") == Some(etag) {
+    let gzip = accepts_gzip(request);
+    // The two encodings are two representations: each has its own ETag.
+    let etag = if gzip { etag.to_string() } else { format!("{}-id\"", etag.trim_end_matches('"')) };
+    let headers =
+        [("ETag", etag.clone()), ("Cache-Control", cache.to_string()), ("Vary", "Accept-Encoding".to_string())];
+    if request.header("if-none-match") == Some(etag.as_str()) {
         return http::response(304, &headers, b"", keep);
     }
     let mut headers = headers.to_vec();
     headers.push(("Content-Type", content_type.to_string()));
-    headers.push(("Content-Encoding", "gzip".to_string()));
-    headers.push(("Vary", "Accept-Encoding".to_string()));
-    let body: &[u8] = if request.method == "HEAD" { b"" } else { body };
+    if gzip {
+        headers.push(("Content-Encoding", "gzip".to_string()));
+    }
+    let plain;
+    let body: &[u8] = match (request.method.as_str(), gzip) {
+        ("HEAD", _) => b"",
+        (_, true) => gzipped,
+        (_, false) => match crate::inflate::gunzip(gzipped) {
+            Ok(bytes) => {
+                plain = bytes;
+                &plain
+            }
+            Err(problem) => return error(500, &format!("{path}: embedded page: {problem}"), keep),
+        },
+    };
     http::response(200, &headers, body, keep)
 }

@@ -33,6 +33,9 @@ struct Failure {
 struct Logs {
     name: String,
     lines: Vec<String>,
+    start: u64,
+    end: u64,
+    older: bool,
 }
 
 #[derive(Debug)]
@@ -308,6 +311,27 @@ fn logout_ends_the_session() {
 }
 
 #[test]
+fn a_session_outlives_the_daemon_and_a_sign_out_outlives_it_too() {
+    let dir = TestDir::new("web-session-restart");
+    let (daemon, port) = start_svc(&dir);
+    let cookie = format!("Cookie: {}", login(port));
+    let other = format!("Cookie: {}", login(port));
+    let key = std::fs::metadata(dir.join("d.state.web-key"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()));
+    assert_eq!(key.ok().map(|m| m & 0o777), Some(0o600), "the key file is private");
+    drop(daemon);
+    let (daemon, port) = start_svc(&dir);
+    let after = get(port, "/api/status", &[&cookie]);
+    assert_eq!(after.status, 200, "a new daemon refused the old one's session: {after:?}");
+    // Signing out ends every session (the key rotates), for good.
+    assert_eq!(post(port, "/api/logout", &[&cookie, &origin(port)], "").status, 204);
+    assert_eq!(get(port, "/api/status", &[&other]).status, 401, "another session survived the sign-out");
+    drop(daemon);
+    let (_daemon, port) = start_svc(&dir);
+    assert_eq!(get(port, "/api/status", &[&cookie]).status, 401, "a restart revived a signed-out session");
+}
+
+#[test]
 fn start_stop_and_restart_answer_once_done() {
     let dir = TestDir::new("web-cmds");
     let (daemon, port) = start_svc(&dir);
@@ -371,6 +395,14 @@ fn logs_are_the_captured_lines() {
     let logs: Logs = response.json();
     assert_eq!(logs.name, "svc");
     assert_eq!(logs.lines, ["two", "three"], "{response:?}");
+    // Paging back from where that page starts, and following from its end.
+    let back: Logs = get(port, &format!("/api/processes/svc/logs?lines=5&before={}", logs.start), &[BEARER]).json();
+    assert_eq!((back.lines, back.older), (vec!["one".to_string()], false));
+    let next: Logs = get(port, &format!("/api/processes/svc/logs?after={}", logs.end), &[BEARER]).json();
+    assert_eq!((next.lines.len(), next.end), (0, logs.end));
+    let download = get(port, "/api/processes/svc/logs?download=1", &[BEARER]);
+    assert_eq!(download.body, "one\ntwo\nthree\n", "{download:?}");
+    assert!(download.header("content-disposition").is_some_and(|d| d.contains("svc.log")), "{download:?}");
 
     let plain = get(port, "/api/processes/plain/logs", &[BEARER]);
     assert_eq!(plain.status, 409, "{plain:?}");
@@ -413,6 +445,30 @@ fn events_stream_the_status_and_its_changes() {
         }
         assert!(Instant::now() < deadline, "no event showed svc's new pid within 10 s");
     }
+}
+
+/// A quiet stream hears a heartbeat (so the page can tell a frozen daemon
+/// from an idle one), and signing out ends the streams sessions opened.
+#[test]
+fn a_quiet_stream_gets_heartbeats_and_a_sign_out_ends_it() {
+    let dir = TestDir::new("web-ping");
+    let (daemon, port) = start_svc(&dir);
+    daemon.wait_running("svc", None);
+    let cookie = format!("Cookie: {}", login(port));
+    let mut events = Client::connect(port);
+    events.reader.get_ref().set_read_timeout(Some(secs(30))).unwrap();
+    events.send(raw(port, "GET", "/api/events", &[&cookie], "").as_bytes());
+    assert_eq!(events.head().status, 200);
+    assert_eq!(events.line(), "event: status");
+    events.line();
+    assert_eq!(events.line(), "");
+    let started = Instant::now();
+    assert_eq!(events.line(), "event: ping");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(10), "a ping after {:?}", started.elapsed());
+    assert!(events.line().starts_with("data: "));
+    assert_eq!(events.line(), "");
+    assert_eq!(post(port, "/api/logout", &[&cookie, &origin(port)], "").status, 204);
+    assert!(events.closed(), "the stream of a signed-out session goes on");
 }
 
 #[test]
@@ -642,11 +698,11 @@ fn token_file_holds_the_token() {
 }
 
 #[test]
-fn the_page_is_gzipped_with_an_etag_or_says_it_was_not_built() {
+fn the_page_is_gzipped_or_plain_with_an_etag_or_says_it_was_not_built() {
     let dir = TestDir::new("web-page");
     let (_daemon, port) = start(&dir, "", "");
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/dist/index.html.gz").exists();
-    let page = get(port, "/", &[]);
+    let page = get(port, "/", &["Accept-Encoding: gzip, deflate"]);
     if !built {
         assert_eq!(page.status, 404, "{page:?}");
         assert!(page.body.contains("built without its web page"), "{page:?}");
@@ -656,9 +712,15 @@ fn the_page_is_gzipped_with_an_etag_or_says_it_was_not_built() {
     assert_eq!(page.header("content-encoding"), Some("gzip"), "{page:?}");
     assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")), "{page:?}");
     let etag = page.header("etag").unwrap_or_else(|| panic!("no ETag: {page:?}"));
-    let again = get(port, "/", &[&format!("If-None-Match: {etag}")]);
+    let again = get(port, "/", &["Accept-Encoding: gzip", &format!("If-None-Match: {etag}")]);
     assert_eq!(again.status, 304, "{again:?}");
     assert_eq!(again.header("etag"), Some(etag), "{again:?}");
+    // A client that does not take gzip gets the plain bytes.
+    for refusing in ["Accept-Encoding: identity", "Accept-Encoding: gzip;q=0"] {
+        let plain = get(port, "/", &[refusing]);
+        assert_eq!((plain.status, plain.header("content-encoding")), (200, None), "{plain:?}");
+        assert!(plain.body.starts_with("<!doctype html>"), "{plain:?}");
+    }
 }
 
 #[test]

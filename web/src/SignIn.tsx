@@ -2,8 +2,7 @@
 // sent once, to POST /api/login; what keeps the session is the HttpOnly
 // cookie the daemon answers with, so the page never stores the token.
 
-import { useState } from 'preact/hooks'
-import { ApiError } from './api'
+import { useRef, useState } from 'preact/hooks'
 
 interface Props {
   onSignIn: (token: string) => Promise<void>
@@ -14,6 +13,7 @@ export function SignIn({ onSignIn, notice }: Props) {
   const [token, setToken] = useState('')
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(notice ?? null)
+  const input = useRef<HTMLInputElement>(null)
 
   const submit = async (event: Event) => {
     event.preventDefault()
@@ -22,14 +22,12 @@ export function SignIn({ onSignIn, notice }: Props) {
     try {
       await onSignIn(token)
     } catch (e) {
-      setError(
-        e instanceof ApiError && e.status === 401
-          ? `wrong token (${e.message})`
-          : e instanceof Error
-            ? e.message
-            : String(e),
-      )
+      // The daemon's 401 says "wrong token" itself.
+      setError(e instanceof Error ? e.message : String(e))
       setBusy(false)
+      // The button was disabled under the focus: give it back to the field.
+      input.current?.select()
+      input.current?.focus()
     }
   }
 
@@ -40,6 +38,9 @@ export function SignIn({ onSignIn, notice }: Props) {
       <label for="token">Token</label>
       <input
         id="token"
+        ref={input}
+        aria-invalid={error != null}
+        aria-describedby={error ? 'token-error' : undefined}
         name="token"
         type="password"
         autocomplete="current-password"
@@ -49,7 +50,7 @@ export function SignIn({ onSignIn, notice }: Props) {
         onInput={(e) => setToken((e.target as HTMLInputElement).value)}
       />
       {error && (
-        <p class="error" role="alert">
+        <p class="error" role="alert" id="token-error">
           {error}
         </p>
       )}

@@ -30,7 +30,25 @@ export interface ProcessInfo {
   /** Resident memory and CPU time of its process group; null when nothing runs (absent from older daemons). */
   memory_bytes?: number | null
   cpu_secs?: number | null
+  /** When the last run ended (Unix seconds), and who ended it. Absent from older daemons. */
+  last_exit_at?: number | null
+  ended_by?: 'user' | 'daemon' | 'itself' | null
+  max_instances?: number
+  /** The log file its output is captured in (the pane can read it), or null. */
+  log_file?: string | null
 }
+
+/** A run of whole lines of one file of a log: 0 the log, k its kth rotated file. */
+export interface LogPage {
+  name: string
+  lines: string[]
+  file: number
+  start: number
+  end: number
+  older: boolean
+}
+
+export type LogCursor = { before?: number; after?: number }
 
 export interface Status {
   daemon: { pid: number; version: string; config: string }
@@ -82,8 +100,16 @@ export const api = {
   logout: () => call<null>('POST', 'api/logout'),
   action: (label: string, action: Action) =>
     call<{ ok: boolean; lines: string[] }>('POST', `api/processes/${segment(label)}/${action}`),
-  logs: (name: string, lines: number) =>
-    call<{ name: string; lines: string[] }>('GET', `api/processes/${segment(name)}/logs?lines=${lines}`),
+  logs: (name: string, lines: number, file = 0, cursor: LogCursor = {}) =>
+    call<LogPage>(
+      'GET',
+      `api/processes/${segment(name)}/logs?lines=${lines}` +
+        (file ? `&file=${file}` : '') +
+        (cursor.before != null ? `&before=${cursor.before}` : '') +
+        (cursor.after != null ? `&after=${cursor.after}` : ''),
+    ),
 }
+
+export const downloadUrl = (name: string, file: number) => `api/processes/${segment(name)}/logs?download=1&file=${file}`
 
 export const EVENTS_URL = 'api/events'

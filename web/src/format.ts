@@ -67,11 +67,32 @@ export function stateTone(state: State): string {
   }
 }
 
-/** The "last exit / status" column: what a user wants to know next. */
+/** The "last exit" column: how the last run ended, or when the next start is due. */
 export function detail(process: ProcessInfo, nextStartSecs: number | null): string {
   const parts: string[] = []
-  if (process.status_text) parts.push(process.status_text)
   if (process.state === 'backoff' && nextStartSecs != null) parts.push(`restart in ${formatUptime(nextStartSecs)}`)
   if (process.last_exit) parts.push(parts.length ? `last: ${process.last_exit}` : process.last_exit)
   return parts.join(' · ') || '-'
+}
+
+const ENDED_BY: Record<string, string> = { user: 'stopped by a user', daemon: 'stopped by the daemon', itself: 'ended on its own' }
+
+/** Who ended the last run and when: "stopped by a user at 14:05:01". */
+export function endedText(process: ProcessInfo, now = Date.now()): string {
+  const who = process.ended_by ? ENDED_BY[process.ended_by] ?? process.ended_by : ''
+  if (process.last_exit_at == null) return who
+  const at = new Date(process.last_exit_at * 1000)
+  const sameDay = new Date(now).toDateString() === at.toDateString()
+  const time = sameDay ? at.toLocaleTimeString([], { hour12: false }) : at.toLocaleString([], { hour12: false })
+  return who ? `${who} at ${time}` : time
+}
+
+// CSI sequences (colours, cursor moves), OSC strings (titles, links) and
+// the two-byte escapes: what a terminal would act on, never print.
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g
+
+/** A log line as text: terminal escape codes removed. */
+export function stripAnsi(line: string): string {
+  return line.includes('\x1b') ? line.replace(ANSI, '') : line
 }

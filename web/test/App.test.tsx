@@ -124,7 +124,7 @@ describe('App', () => {
     expect((await screen.findByRole('alert', {}, { timeout: 3000 })).textContent).toContain('Connection to the daemon lost')
     expect(screen.getByText('web')).toBeTruthy()
     expect(document.querySelector('.stale')).toBeTruthy()
-    expect((screen.getByRole('button', { name: 'Restart' }) as HTMLButtonElement).disabled).toBe(true)
+    expect(screen.getByRole('button', { name: 'Restart web' }).getAttribute('aria-disabled')).toBe('true')
   })
 
   it('reconnects quietly after one broken stream, and shows the banner when it keeps breaking', async () => {
@@ -145,25 +145,126 @@ describe('App', () => {
         return { status: 200, body: { ok: true, lines: ['web: stopped (exit 0)'] } }
     })
     render(<App />)
-    fireEvent.click(await screen.findByRole('button', { name: 'Stop' }))
+    fireEvent.click(await screen.findByRole('button', { name: 'Stop web' }))
     expect(calls.some((c) => c.method === 'POST')).toBe(false)
-    fireEvent.click(screen.getByRole('button', { name: 'Yes, stop' }))
+    fireEvent.click(screen.getByRole('button', { name: 'Yes, stop web' }))
     expect(await screen.findByText('web: stopped (exit 0)')).toBeTruthy()
     expect(calls.filter((c) => c.method === 'POST').map((c) => c.url)).toEqual(['api/processes/web/stop'])
   })
 
-  it('shows the last lines of a service in the log pane, or why there are none', async () => {
+  it('shows the last lines of a service in the log pane without colour codes, or why there are none', async () => {
     stubFetch((_m, url) => {
       if (url === 'api/status') return { status: 200, body: statusOf([proc(), proc({ name: 'db' })]) }
       if (url === 'api/processes/web/logs?lines=200')
-        return { status: 200, body: { name: 'web', lines: ['2026-11-29T14:05:01Z hello', '2026-11-29T14:05:02Z world'] } }
+        return {
+          status: 200,
+          body: { name: 'web', lines: ['2026-11-29T14:05:01Z hello', '2026-11-29T14:05:02Z \x1b[32mworld\x1b[0m'], file: 0, start: 10, end: 90, older: true },
+        }
+      if (url === 'api/processes/web/logs?lines=200&before=10')
+        return { status: 200, body: { name: 'web', lines: ['first'], file: 0, start: 0, end: 10, older: false } }
       if (url === 'api/processes/db/logs?lines=200') return { status: 409, body: { error: 'db: output is not captured' } }
     })
     render(<App />)
-    const buttons = await screen.findAllByRole('button', { name: 'Logs' })
-    fireEvent.click(buttons[0])
-    expect(await screen.findByText(/2026-11-29T14:05:02Z world/)).toBeTruthy()
-    fireEvent.click(buttons[1])
+    fireEvent.click(await screen.findByRole('button', { name: 'Logs of web' }))
+    expect(await screen.findByText(/2026-11-29T14:05:02Z world$/)).toBeTruthy()
+    fireEvent.click(screen.getByRole('button', { name: 'Older lines' }))
+    expect(await screen.findByText('first')).toBeTruthy()
+    expect(screen.queryByRole('button', { name: 'Older lines' })).toBeNull()
+    fireEvent.input(screen.getByLabelText('Search the logs of web'), { target: { value: 'HELLO' } })
+    expect(await screen.findByText('2026-11-29T14:05:01Z hello')).toBeTruthy()
+    expect(screen.getByText('1 of 3 loaded lines match')).toBeTruthy()
+    fireEvent.click(screen.getByRole('button', { name: 'Logs of db' }))
     expect((await screen.findByRole('alert')).textContent).toContain('db: output is not captured')
+  })
+
+  it('counts services by state, filters them, and stops all shown after confirmation', async () => {
+    const calls = stubFetch((method, url) => {
+      if (url === 'api/status')
+        return { status: 200, body: statusOf([proc({ name: 'a' }), proc({ name: 'b' }), proc({ name: 'c', state: 'stopped', pid: null })]) }
+      if (method === 'POST') return { status: 200, body: { ok: true, lines: [] } }
+    })
+    render(<App />)
+    expect(await screen.findByRole('button', { name: 'running 2' })).toBeTruthy()
+    fireEvent.click(screen.getByRole('button', { name: 'running 2' }))
+    expect(document.querySelectorAll('tbody.proc')).toHaveLength(2)
+    fireEvent.click(screen.getByRole('button', { name: 'Stop shown' }))
+    expect(screen.getByText('Stop 2 shown services?')).toBeTruthy()
+    fireEvent.keyDown(screen.getByRole('button', { name: 'Yes, stop shown' }), { key: 'Escape' })
+    expect(screen.queryByText('Stop 2 shown services?')).toBeNull()
+    fireEvent.click(screen.getByRole('button', { name: 'Stop shown' }))
+    fireEvent.click(screen.getByRole('button', { name: 'Yes, stop shown' }))
+    expect(await screen.findByText('Stopped 2 of 2')).toBeTruthy()
+    expect(calls.filter((c) => c.method === 'POST').map((c) => c.url).sort()).toEqual([
+      'api/processes/a/stop',
+      'api/processes/b/stop',
+    ])
+    fireEvent.input(screen.getByLabelText('Filter services by name or status'), { target: { value: 'zzz' } })
+    expect(await screen.findByText('No service matches.')).toBeTruthy()
+  })
+})
+
+describe('App in several tabs', () => {
+  /** A BroadcastChannel between the "tabs" of one test. */
+  class FakeChannel {
+    static all: FakeChannel[] = []
+    onmessage: ((e: { data: unknown }) => void) | null = null
+    closed = false
+    constructor(readonly name: string) {
+      FakeChannel.all.push(this)
+    }
+    postMessage(data: unknown) {
+      for (const c of FakeChannel.all) if (c !== this && !c.closed) c.onmessage?.({ data: structuredClone(data) })
+    }
+    close() {
+      this.closed = true
+    }
+  }
+
+  /** navigator.locks with one exclusive lock and a queue. */
+  function fakeLocks() {
+    let held = false
+    const queue: (() => void)[] = []
+    const grant = (run: () => Promise<unknown> | undefined) => {
+      held = true
+      Promise.resolve(run()).finally(() => {
+        held = false
+        queue.shift()?.()
+      })
+    }
+    return {
+      request(_name: string, options: { signal?: AbortSignal }, run: () => Promise<unknown> | undefined) {
+        return new Promise<void>((resolve, reject) => {
+          const go = () => {
+            grant(run)
+            resolve()
+          }
+          if (!held) return go()
+          queue.push(go)
+          options.signal?.addEventListener('abort', () => {
+            const i = queue.indexOf(go)
+            if (i >= 0) queue.splice(i, 1)
+            reject(new DOMException('aborted', 'AbortError'))
+          })
+        })
+      },
+    }
+  }
+
+  it('shares one event stream: the leader passes events on, and the next tab takes over when it closes', async () => {
+    FakeChannel.all = []
+    vi.stubGlobal('BroadcastChannel', FakeChannel)
+    vi.stubGlobal('navigator', { ...navigator, locks: fakeLocks() })
+    stubFetch((_m, url) => (url === 'api/status' ? { status: 200, body: statusOf([proc({ pid: 123 })]) } : undefined))
+    const first = render(<App />)
+    render(<App />)
+    await waitFor(() => expect(screen.getAllByText('123')).toHaveLength(2))
+    await waitFor(() => expect(FakeEventSource.instances).toHaveLength(1))
+    FakeEventSource.instances[0].emit('status', statusOf([proc({ pid: 124 })]))
+    await waitFor(() => expect(screen.getAllByText('124')).toHaveLength(2))
+    first.unmount()
+    await waitFor(() => expect(FakeEventSource.instances).toHaveLength(2))
+    expect(FakeEventSource.instances[0].closed).toBe(true)
+    FakeEventSource.instances[1].emit('status', statusOf([proc({ pid: 125 })]))
+    expect(await screen.findByText('125')).toBeTruthy()
   })
 })

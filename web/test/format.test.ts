@@ -1,8 +1,8 @@
 // The formatters: the uptime forms the CLI also prints, labels, and tones.
 
 import { describe, expect, it } from 'vitest'
-import { detail, formatBytes, formatCpu, formatUptime, processLabel, stateTone } from '../src/format'
 import type { ProcessInfo } from '../src/api'
+import { detail, endedText, formatBytes, formatCpu, formatUptime, processLabel, stateTone, stripAnsi } from '../src/format'
 import { proc as process } from './helpers'
 
 describe('formatUptime', () => {
@@ -73,10 +73,25 @@ describe('stateTone and detail', () => {
     )
     expect(tones).toEqual(['ok', 'busy', 'busy', 'warn', 'warn', 'idle', 'idle', 'ok', 'bad'])
   })
-  it('prefers the status text and says when a backoff ends', () => {
+  it('says how the last run ended and when a backoff ends, leaving the status text to its column', () => {
     expect(detail(process(), null)).toBe('-')
     expect(detail(process({ last_exit: 'exit 1' }), null)).toBe('exit 1')
-    expect(detail(process({ status_text: 'serving', last_exit: 'exit 1' }), null)).toBe('serving · last: exit 1')
+    expect(detail(process({ status_text: 'serving', last_exit: 'exit 1' }), null)).toBe('exit 1')
     expect(detail(process({ state: 'backoff', last_exit: 'exit 2' }), 3)).toBe('restart in 3s · last: exit 2')
+  })
+})
+
+describe('endedText and stripAnsi', () => {
+  it('says who ended a run and when', () => {
+    const at = new Date(2026, 10, 29, 14, 5, 1).getTime()
+    const p = process({ last_exit: 'signal 15 (TERM)', last_exit_at: at / 1000, ended_by: 'user' })
+    expect(endedText(p, at + 1000)).toBe('stopped by a user at 14:05:01')
+    expect(endedText({ ...p, ended_by: 'itself' }, at)).toBe('ended on its own at 14:05:01')
+    expect(endedText({ ...p, last_exit_at: null, ended_by: 'daemon' })).toBe('stopped by the daemon')
+    expect(endedText({ ...p, last_exit_at: undefined, ended_by: undefined })).toBe('')
+  })
+  it('removes colours and other terminal codes from log lines', () => {
+    expect(stripAnsi('\x1b[1;31merror\x1b[0m: \x1b]0;title\x07disk \x1b[2Kfull')).toBe('error: disk full')
+    expect(stripAnsi('plain [31m')).toBe('plain [31m')
   })
 })

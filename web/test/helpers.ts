@@ -16,6 +16,10 @@ export const proc = (over: Partial<ProcessInfo> = {}): ProcessInfo => ({
   status_text: null,
   memory_bytes: null,
   cpu_secs: null,
+  last_exit_at: null,
+  ended_by: null,
+  max_instances: 1,
+  log_file: 'svc.log',
   ...over,
 })
 
