@@ -568,7 +568,9 @@ fn idle_connections_do_not_lock_the_admin_out() {
     let began = Instant::now();
     let response = get(port, "/api/status", &[BEARER]);
     assert_eq!(response.status, 200, "the admin after 40 idle connections: {response:?}");
-    assert!(began.elapsed() < secs(2), "the admin waited {:?}", began.elapsed());
+    // Loose bounds, for a loaded machine: what they tell apart is 3 s
+    // against the 60 s (or 70 s of 503s) of the old behaviour.
+    assert!(began.elapsed() < secs(10), "the admin waited {:?}", began.elapsed());
     let line = "web: 16 connections from 127.0.0.1 reached";
     wait_until(secs(5), "the log says the limit was hit", || daemon.log().contains(line));
     assert_eq!(daemon.log().matches("connections from").count(), 1, "logged more than once:\n{}", daemon.log());
@@ -577,7 +579,7 @@ fn idle_connections_do_not_lock_the_admin_out() {
     // after 3 s (not after the 60 s a kept-alive one may idle).
     let began = Instant::now();
     assert!(idle.last_mut().unwrap().closed(), "a silent connection stays open");
-    assert!(began.elapsed() < secs(5), "a silent connection stayed open {:?}", began.elapsed());
+    assert!(began.elapsed() < secs(20), "a silent connection stayed open {:?}", began.elapsed());
 }
 
 /// Connections that proved the token are never closed to make room: with
