@@ -181,7 +181,9 @@ fn a_service_that_is_never_ready_backs_off_and_ends_fatal() {
     let gaps: Vec<f64> = starts.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9).collect();
     // Each gap is the 1 s ready timeout plus a backoff of 0.2 s, then 0.4 s
     // (each ±20%).
-    assert!(gaps[0] >= 1.16 && gaps[1] >= 1.32, "no backoff after a ready timeout: {gaps:?}");
+    // (Bounds a little under those, for the clocks' reading error: without
+    // a backoff a gap is the 1 s timeout alone.)
+    assert!(gaps[0] >= 1.1 && gaps[1] >= 1.25, "no backoff after a ready timeout: {gaps:?}");
     assert_eq!(log_lines(&daemon, &["svc: a failed start; next start in"]).len(), 3, "{}", daemon.log());
     let gave_up = log_lines(&daemon, &["svc: started more than 3 times within 30s; giving up (fatal)"]);
     assert_eq!(gave_up.len(), 1, "{}", daemon.log());
