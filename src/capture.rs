@@ -259,15 +259,8 @@ impl Capture {
             (Sink::Log, Some(Output::Log)) => {
                 // Control characters (a CR, an escape sequence) could forge
                 // or hide log lines on a terminal: written as \xNN.
-                let mut line = String::with_capacity(text.len());
-                for c in String::from_utf8_lossy(text).chars() {
-                    if c.is_control() {
-                        line.push_str(&format!("\\x{:02x}", c as u32));
-                    } else {
-                        line.push(c);
-                    }
-                }
-                crate::msg::Log.info(format_args!("{}: {line}", self.tag));
+                let line = String::from_utf8_lossy(text);
+                crate::msg::Log.info(format_args!("{}: {}", self.tag, crate::msg::printable(&line)));
                 Ok(true)
             }
             _ => Err("capture output does not match its sink".into()),

@@ -311,7 +311,10 @@ fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
         }
     };
     let owners = log_owners(&path);
-    let mut out = std::io::stdout().lock();
+    // On a terminal, a service's control characters are shown, not obeyed;
+    // into a pipe or a file the bytes go as they are.
+    let terminal = std::io::stdout().is_terminal();
+    let mut out = Printable { out: std::io::stdout().lock(), terminal };
     match crate::capture::tail(&path, keep, n, &owners) {
         Ok(lines) => {
             for line in lines {
@@ -329,6 +332,38 @@ fn logs(config: &Config, name: &str, n: usize, follow: bool) -> i32 {
     match crate::capture::follow(&path, &mut out, &owners) {
         Ok(()) => EXIT_OK,
         Err(e) => fail(msg::path_error(&path, &e)),
+    }
+}
+
+/// A writer that, on a terminal, writes control characters (but newlines
+/// and tabs) as `\xNN` (see [`msg::printable`]).
+struct Printable<W> {
+    out: W,
+    terminal: bool,
+}
+
+impl<W: Write> Write for Printable<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.terminal {
+            return self.out.write(buf);
+        }
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            let (text, newline) = line.strip_suffix(b"\n").map_or((line, false), |t| (t, true));
+            for part in String::from_utf8_lossy(text).split('\t').enumerate() {
+                if part.0 > 0 {
+                    self.out.write_all(b"\t")?;
+                }
+                self.out.write_all(msg::printable(part.1).as_bytes())?;
+            }
+            if newline {
+                self.out.write_all(b"\n")?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -513,7 +548,7 @@ fn print_records(processes: &[status::ProcessInfo]) {
             Ok(lines) => {
                 println!("\nlast lines of {log}:");
                 for line in lines {
-                    println!("{line}");
+                    println!("{}", msg::printable(&line));
                 }
             }
             Err(e) => msg::warning(msg::path_error(path, &e)),

@@ -137,6 +137,27 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `text` with its control characters written as `\xNN` (`\u{NNNN}` beyond
+/// Latin-1): a service's words (STATUS=, its output) shown on an admin's
+/// terminal can then neither clear the screen, retitle the window, nor
+/// forge a line with a carriage return.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !c.is_control() {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\x{:02x}", c as u32));
+        } else {
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// At most the first `max` characters of `s`, for quoting untrusted text.
 pub fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
@@ -148,6 +169,13 @@ pub fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(printable("plain text"), "plain text");
+        assert_eq!(printable("a\x1b[2Jb\rc\u{9b}d"), "a\\x1b[2Jb\\x0dc\\x9bd");
+        assert_eq!(printable("\u{2028}"), "\u{2028}");
+    }
 
     #[test]
     fn timestamps_are_utc_iso8601() {

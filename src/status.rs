@@ -217,7 +217,7 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
             (None, Some(secs)) => format!("in {}", crate::msg::short_duration(secs)),
             (None, None) => "-".to_string(),
         };
-        let last_exit = p.last_exit.as_deref().unwrap_or("-");
+        let last_exit = crate::msg::printable(p.last_exit.as_deref().unwrap_or("-"));
         let state = format!("{:<8}", p.state);
         let (mem, cpu) = (p.memory_bytes.map_or("-".into(), short_bytes), p.cpu_ms.map_or("-".into(), short_cpu));
         let line = format!(
@@ -243,7 +243,7 @@ pub fn table(processes: &[ProcessInfo], width: usize, colour: bool) -> String {
         // STATUS= on a line of its own, under its row: the LAST EXIT column
         // keeps how the last run ended, and the text gets the whole width.
         if let Some(text) = &p.status_text {
-            out.push_str(&fit(&format!("  status: {text}"), width));
+            out.push_str(&fit(&format!("  status: {}", crate::msg::printable(text)), width));
             out.push('\n');
         }
     }
@@ -272,7 +272,7 @@ pub fn record(p: &ProcessInfo, label: &str) -> String {
     ];
     let mut out = String::new();
     for (key, value) in fields {
-        let _ = writeln!(out, "{key}: {value}");
+        let _ = writeln!(out, "{key}: {}", crate::msg::printable(&value));
     }
     out
 }

@@ -492,3 +492,41 @@ fn an_adopted_process_that_ends_reads_exit_status_unknown() {
     assert!(!daemon.log().contains("ended with ended"), "{}", daemon.log());
     wait_until(secs(10), "svc restarted", || daemon.process("svc").pid.is_some_and(|p| p != pid));
 }
+
+/// Issue 18, item 9: a service's words reach an admin's terminal shown, not
+/// obeyed. Its STATUS= text (clear screen, window title, a carriage return
+/// that would overwrite the line) is escaped in the table and in `status
+/// NAME`, and its captured output in `logs` on a terminal; into a pipe,
+/// `logs` passes the bytes as they are.
+#[test]
+fn terminal_escapes_from_a_service_are_shown_not_obeyed() {
+    let dir = TestDir::new("cmd-escapes");
+    dir.write(
+        "notify.py",
+        "import os, socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'READY=1\\nSTATUS=\\x1b[2J\\x1b]0;owned\\x07ok\\rfake', os.environ['NOTIFY_SOCKET'])\n",
+    );
+    let script = "python3 notify.py; printf 'plain\\033[31mred\\rforged\\n'; exec sleep 1000";
+    dir.config(&sh_service("svc", script, "ready = \"notify\"\nlog_file = \"svc.log\""));
+    let daemon = Daemon::start(&dir);
+    daemon.wait_running("svc", None);
+    wait_until(secs(5), "the output is captured", || dir.read("svc.log").contains("forged"));
+    let table = daemon.cli(&["status"]);
+    assert!(!table.stdout.contains('\x1b') && !table.stdout.contains('\r'), "{table:?}");
+    assert!(table.stdout.contains("\\x1b[2J\\x1b]0;owned\\x07ok\\x0dfake"), "{table:?}");
+    let record = daemon.cli(&["status", "svc"]);
+    assert!(!record.stdout.contains('\x1b') && record.stdout.contains("\\x1b[31mred\\x0dforged"), "{record:?}");
+    let on_terminal = {
+        let command = format!("{} -c daemon.toml logs svc", bin().display());
+        let out = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(&dir.path)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script(1) from util-linux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(on_terminal.contains("plain\\x1b[31mred\\x0dforged") && !on_terminal.contains('\x1b'), "{on_terminal:?}");
+    let piped = daemon.cli(&["logs", "svc"]);
+    assert!(piped.stdout.contains("plain\x1b[31mred\rforged"), "{piped:?}");
+}
