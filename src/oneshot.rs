@@ -67,8 +67,7 @@ pub fn main(args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let env: Vec<Vec<u8>> =
-        std::env::vars_os().map(|(k, v)| [k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).collect();
+    let env = sys::inherited_environment();
     let stdin = match std::fs::File::open("/dev/null") {
         Ok(stdin) => stdin,
         Err(e) => {

@@ -496,9 +496,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
     let mut names = vec![path.display().to_string()];
     let mut checkers = vec![cx];
     let mut all = vec![main_defs];
-    // Each document borrows its file's text, which outlives them all.
-    let docs: Vec<Result<Document<&str>, Problem>> = files.iter().map(|f| parse_toml(&f.text)).collect();
-    for (file, doc) in files.iter().zip(docs.iter()) {
+    for file in &files {
         let shown = file.path.display().to_string();
         let mut cx = Checker {
             text: &file.text,
@@ -506,9 +504,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Vec<Problem>> {
             problems: Vec::new(),
             file: Some(shown.clone()),
         };
-        match doc {
+        // Each document lives only while its services are checked: they
+        // keep spans into the file's text, not the document.
+        match parse_toml(&file.text) {
             Err(problem) => {
-                cx.problems.push(Problem { file: Some(shown.clone()), ..problem.clone() });
+                cx.problems.push(Problem { file: Some(shown.clone()), ..problem });
                 all.push(Vec::new());
             }
             Ok(doc) => {

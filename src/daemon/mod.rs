@@ -267,7 +267,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         };
     }
     let (pid_file, listener, signals, stdin) = setup?;
-    let env = std::env::vars_os().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()).collect();
+    let env = sys::inherited_environment();
 
     // From now on, we must not die.
     let mut daemon = Daemon {

@@ -33,7 +33,8 @@ mod socket;
 
 pub use process::{
     Credentials, Detached, ExitStatus, LIMIT_NAMES, Limit, Spawn, SpawnError, SpawnStage, become_subreaper,
-    block_signals, detach, kill, kill_group, limit_resource, pidfd_open, reap_one, take_inherited, wait_child,
+    block_signals, detach, inherited_environment, kill, kill_group, limit_resource, pidfd_open, reap_one,
+    take_inherited, wait_child,
 };
 pub use signal::{SignalPipe, signal_name, signal_number};
 pub use socket::{

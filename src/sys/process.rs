@@ -242,6 +242,13 @@ pub struct Forked {
     err_read: OwnedFd,
 }
 
+/// This process's environment as `NAME=value` entries, the form
+/// [`Spawn::new`] takes: one copy of the conversion for the daemon and a
+/// oneshot's waiter.
+pub fn inherited_environment() -> Vec<Vec<u8>> {
+    std::env::vars_os().map(|(k, v)| [k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat()).collect()
+}
+
 impl Spawn {
     /// Prepares a spawn of `program` (a path, or a bare name searched in the
     /// PATH of `env` like execvp does) with `args`, the full environment
