@@ -523,7 +523,7 @@ impl Bench<'_> {
         for fleet in fleets {
             // A scrape just before the window: what follows is the time
             // between two scrapes.
-            if matches!(fleet.kind, Kind::Ours { .. }) {
+            if matches!(fleet.kind, Kind::Ours { .. }) && fleet.has_web() {
                 fleet.scrape()?;
             }
             let pids = fleet.supervisors();

@@ -187,10 +187,11 @@ impl Fleet {
     pub fn ours_toml(&self, changed: Option<(usize, &str)>) -> String {
         let dir = self.dir.display();
         let mut toml = format!(
-            "# Written by `cargo xtask bench`.\n[daemon]\npid_file = \"{dir}/daemon.pid\"\n\
-             log_file = \"{dir}/daemon.log\"\n\n[web]\nlisten = \"127.0.0.1:{}\"\n",
-            self.web_port
+            "# Written by `cargo xtask bench`.\n[daemon]\npid_file = \"{dir}/daemon.pid\"\nlog_file = \"{dir}/daemon.log\"\n"
         );
+        if self.has_web() {
+            toml.push_str(&format!("\n[web]\nlisten = \"127.0.0.1:{}\"\n", self.web_port));
+        }
         let Kind::Ours { capture, crash } = self.kind else { unreachable!("ours_toml of {:?}", self.kind) };
         for i in 0..self.n {
             toml.push_str(&format!("\n[[processes]]\nname = \"s{i}\"\n"));
@@ -350,6 +351,12 @@ impl Fleet {
     pub fn supervisors(&self) -> Vec<(u32, &'static str)> {
         let dir = self.dir.to_string_lossy();
         proc::tagged(&dir, false).into_iter().filter_map(|pid| Some((pid, self.kind.supervisor_role(pid)?))).collect()
+    }
+
+    /// Whether our binary has the web listener: not the `-mini` ones, for
+    /// which a `[web]` table is a config error.
+    pub fn has_web(&self) -> bool {
+        !self.bin.to_string_lossy().ends_with("-mini")
     }
 
     /// One `GET /metrics` from our daemon, and how long it took to arrive
