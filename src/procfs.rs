@@ -72,6 +72,14 @@ fn pids() -> impl Iterator<Item = Pid> {
     fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
 }
 
+/// The children of `pid` (a single-threaded process: the daemon), from
+/// /proc/PID/task/PID/children; `None` where the kernel has no such file
+/// (CONFIG_PROC_CHILDREN unset), when only a whole scan tells.
+pub fn children(pid: Pid) -> Option<Vec<Pid>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    Some(text.split_ascii_whitespace().filter_map(|p| p.parse().ok()).collect())
+}
+
 /// Every live (not zombie) process, with its stat.
 pub fn live() -> impl Iterator<Item = (Pid, Stat)> {
     pids().filter_map(|pid| Some((pid, stat(pid)?))).filter(|(_, s)| s.is_alive())

@@ -333,13 +333,9 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    // A leftover temporary (or a link planted under its name: remove_file
-    // does not follow it) goes first; then the temporary is made new, so
-    // nothing already there is written through.
-    match fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+    // The temporary is made new (O_EXCL), so nothing already there is
+    // written through: a leftover one (or a link planted under its name,
+    // which remove_file does not follow) is removed first.
     let create = || {
         OpenOptions::new()
             .write(true)
@@ -350,6 +346,10 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
     };
     let result = (|| {
         let mut file = match create() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp)?;
+                create()?
+            }
             // Its directory went away (a /var/run wiped while the daemon
             // runs): made again, so the services stay recorded.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -242,6 +242,8 @@ struct Daemon {
     checks: Vec<probes::Check>,
     /// Counts changes of any instance's state or pid (for event streams).
     generation: u64,
+    /// The daemon is a child subreaper: orphans of its services are its own.
+    subreaper: bool,
     /// Turns deadlines into numbers that outlive the daemon.
     clock: adoption::Clock,
     /// Accepting on the control socket is paused until then (it failed).
@@ -266,7 +268,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
             Err(e) => writeln!(report, "err {}", e.0),
         };
     }
-    let (pid_file, listener, signals, stdin) = setup?;
+    let (pid_file, listener, signals, stdin, subreaper) = setup?;
     let env = sys::inherited_environment();
 
     // From now on, we must not die.
@@ -294,6 +296,7 @@ pub fn run(config: Config, report: Option<File>) -> Result<(), SetupError> {
         notify: None,
         checks: Vec::new(),
         generation: 0,
+        subreaper,
         clock: adoption::Clock::now(Instant::now()),
         accept_paused: None,
         clients_crowded: false,
@@ -376,7 +379,7 @@ fn make_parent(path: &Path) -> Result<(), (std::path::PathBuf, io::Error)> {
 }
 
 /// Everything that may still fail and stop the daemon from starting.
-fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File), SetupError> {
+fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File, bool), SetupError> {
     // Where others can add entries, they can plant a link under the state
     // file's name (or its temporary's) for the daemon to write through.
     if let Some(why) = crate::files::shared_dir(&config.daemon.state_file) {
@@ -399,18 +402,18 @@ fn setup(config: &Config) -> Result<(PidFile, UnixListener, SignalPipe, File), S
     // (its own session, its parent gone), the one proof that a forking
     // daemon's pid file or leftover is the service's. `subreaper = true`
     // makes a kernel without it an error.
-    match sys::become_subreaper() {
+    let subreaper = match sys::become_subreaper() {
         Err(e) if config.daemon.subreaper => {
             return Err(SetupError(format!("subreaper = true: {}", msg::io_error(&e))));
         }
-        Ok(()) | Err(_) => {}
-    }
+        result => result.is_ok(),
+    };
     adoption::check_state_file(&config.daemon.state_file).map_err(SetupError)?;
     // A failure here only means fewer services fit; not a reason to stop.
     let _ = sys::raise_nofile();
     // Whatever the daemon inherited (beyond stdio) is not for its services.
     sys::cloexec_inherited().map_err(|e| SetupError(format!("/proc/self/fd: {}", msg::io_error(&e))))?;
-    Ok((pid_file, listener, signals, stdin))
+    Ok((pid_file, listener, signals, stdin, subreaper))
 }
 
 /// Binds the control socket with mode 0600 (0660 for control_group). A leftover socket file is
