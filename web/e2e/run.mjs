@@ -229,6 +229,9 @@ try {
   await check('Stop asks first (Escape cancels), then stops sleeper; Start starts it again', async () => {
     await row('sleeper').getByRole('button', { name: 'Stop sleeper', exact: true }).click()
     await row('sleeper').getByText('Stop sleeper?').waitFor()
+    // As a person would: Escape once the confirmation has the focus.
+    await until('the confirmation has the focus', secs(5), async () =>
+      (await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))) === 'Cancel stopping sleeper')
     await page.keyboard.press('Escape')
     await row('sleeper').getByText('Stop sleeper?').waitFor({ state: 'detached' })
     await until('the focus is back on Stop', secs(5), async () =>
