@@ -42,6 +42,8 @@ pub mod sdnotify;
 mod service;
 #[cfg(feature = "web")]
 mod session;
+#[cfg(feature = "web")]
+mod sha256;
 pub mod state;
 pub mod status;
 #[allow(unsafe_code)]
